@@ -1,0 +1,29 @@
+"""cam_core: class activation maps for FiftyOne datasets.
+
+The engine of the plugin, usable from Python without the App::
+
+    import cam_core
+    cam_core.compute_cams(dataset, "timm:deit_tiny_patch16_224", methods=["gradcam", "eigencam"])
+"""
+from .compute import compute_cams
+from .layers import LayerInfo
+from .methods import ALIASES, METHODS, field_name
+from .models import CamModel, load_model, register_model, registered_models, resolve_model
+from .probing import candidate_layers, default_layers
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "compute_cams",
+    "candidate_layers",
+    "default_layers",
+    "load_model",
+    "register_model",
+    "registered_models",
+    "resolve_model",
+    "CamModel",
+    "LayerInfo",
+    "METHODS",
+    "ALIASES",
+    "field_name",
+]

