@@ -197,16 +197,20 @@ class CamEngine:
         acts = {}
         handle = info.module.register_forward_hook(_recorder(acts))
         xin = xd.clone().requires_grad_(True)
-        try:
-            with torch.enable_grad():
-                out = model_output(self.model(xin))
-        finally:
-            handle.remove()
-        act = acts[info.module]
-        loss = sum(t(o) for t, o in zip(targets, out))
-        (grad,) = torch.autograd.grad(loss, [act], create_graph=True)
-        cam.activations_and_grads.reshape_transform = info.reshape_transform(tuple(xd.shape[-2:]))
-        weights = cam.get_cam_weights(xin, info.module, targets, act, grad)
+        from torch.nn.attention import SDPBackend, sdpa_kernel
+
+        # fused attention kernels have no double backward; the math one does
+        with sdpa_kernel([SDPBackend.MATH]):
+            try:
+                with torch.enable_grad():
+                    out = model_output(self.model(xin))
+            finally:
+                handle.remove()
+            act = acts[info.module]
+            loss = sum(t(o) for t, o in zip(targets, out))
+            (grad,) = torch.autograd.grad(loss, [act], create_graph=True)
+            cam.activations_and_grads.reshape_transform = info.reshape_transform(tuple(xd.shape[-2:]))
+            weights = cam.get_cam_weights(xin, info.module, targets, act, grad)
         # BaseCAM.get_cam_image's weighted sum, fed the precomputed weights
         fixed = SimpleNamespace(get_cam_weights=lambda *args: weights)
         a = _numpy(info.to_nchw(act, tuple(xd.shape[-2:])))
@@ -219,7 +223,11 @@ class CamEngine:
         cam.activations_and_grads.gradients = [grads[m] for m in bias_layers]
         leaf = xd.clone().requires_grad_(True)
         leaf.grad = grads["input"]
-        per_layer = cam.compute_cam_per_layer(leaf, targets, False)
+        try:
+            per_layer = cam.compute_cam_per_layer(leaf, targets, False)
+        finally:
+            # grad-cam's release() detaches these in place, which views refuse
+            cam.activations_and_grads.gradients = []
         peak = per_layer.sum(axis=1).reshape(len(xd), -1).max(axis=1)
         return cam.aggregate_multi_layers(per_layer), peak
 

@@ -125,6 +125,7 @@ def probe_model(model, input_tensor):
     prefix_hint = getattr(model, "num_prefix_tokens", None)
 
     layers, rejected = {}, {}
+    modules = dict(model.named_modules())
     for name in dict.fromkeys(order):  # first-finish order, deduplicated
         shape = records[name]
         if calls[name] > 1:
@@ -134,10 +135,9 @@ def probe_model(model, input_tensor):
         if info is None:
             rejected[name] = reason
         else:
+            info.module = modules[name]
             layers[name] = info
-    modules = dict(model.named_modules())
-    for info in layers.values():
-        info.module = modules[info.name]
+    _settle_ambiguous(layers)
     for name in names.values():
         if name not in records:
             rejected[name] = "it did not run in the forward"
@@ -154,12 +154,15 @@ def _classify(name, shape, input_hw, grids, prefix_hint):
         _, a, b, c = shape
         first = _fits(b, c, H, W)
         last = _fits(a, b, H, W)
-        if first and (not last or a != b or b != c):
-            layout, hw = "nchw", (b, c)
+        if first and last:
+            layout = "ambiguous"  # e.g. (1, 24, 24, 24): settled by _settle_ambiguous
+        elif first:
+            layout = "nchw"
         elif last:
-            layout, hw = "nhwc", (a, b)
+            layout = "nhwc"
         else:
             return f"its output {shape} is not a grid over the {H}x{W} input", None
+        hw = (a, b) if layout == "nhwc" else (b, c)
         if hw[0] * hw[1] <= 1:
             return f"its output {shape} has a 1x1 grid", None
         return None, LayerInfo(name, None, shape, layout)
@@ -178,6 +181,23 @@ def _classify(name, shape, input_hw, grids, prefix_hint):
         stride = (H // best[0], W // best[1])
         return None, LayerInfo(name, None, shape, "tokens", n - best[0] * best[1], stride)
     return f"its output {shape} has no spatial grid", None
+
+
+def _settle_ambiguous(layers):
+    """Decides cube-shaped outputs, where channels and grid have the same size:
+    norms and linear layers work on the last axis (channels-last), convolutions
+    and batch norms on the second; otherwise the model's other layers decide."""
+    known = [i.layout for i in layers.values() if i.layout in ("nchw", "nhwc")]
+    majority = "nhwc" if known.count("nhwc") > known.count("nchw") else "nchw"
+    for info in layers.values():
+        if info.layout != "ambiguous":
+            continue
+        if isinstance(info.module, (nn.LayerNorm, nn.Linear)):
+            info.layout = "nhwc"
+        elif isinstance(info.module, (nn.Conv2d, nn.BatchNorm2d, nn.GroupNorm)):
+            info.layout = "nchw"
+        else:
+            info.layout = majority
 
 
 def _fits(h, w, H, W):

@@ -1,0 +1,152 @@
+"""The engine's maps equal grad-cam's own classes' maps, per method, for a CNN,
+a DeiT-distilled ViT, a Swin and a segmentation model."""
+import numpy as np
+import pytest
+import torch
+
+import models
+from cam_core.engine import CamEngine
+from cam_core.layers import probe_model, resolve_layers
+from cam_core.methods import METHODS
+from cam_core.targets import classifier_targets, segmenter_targets
+
+CHEAP = [m for m, spec in METHODS.items() if spec.kind != "perturb"]
+PERTURB = [m for m, spec in METHODS.items() if spec.kind == "perturb"]
+
+
+def photos(size):
+    """Two real photographs as a normalised (2, 3, size, size) batch."""
+    from skimage import data
+    from torchvision.transforms import functional as F
+    from PIL import Image
+
+    imgs = [Image.fromarray(data.astronaut()), Image.fromarray(data.coffee())]
+    x = torch.stack([F.to_tensor(F.center_crop(F.resize(i, size), size)) for i in imgs])
+    return F.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
+
+
+def reference(method, model, module, x, targets, reshape=None):
+    """grad-cam's own class on the same input. ScoreCAM and AblationCAM are
+    called image by image, as the engine does: grad-cam's own result for an
+    image shifts by ~1e-4 with the other images of its batch."""
+    if method in PERTURB and len(x) > 1:
+        return np.concatenate(
+            [reference(method, model, module, x[b : b + 1], targets[b : b + 1], reshape) for b in range(len(x))]
+        )
+    import pytorch_grad_cam as pgc
+    from pytorch_grad_cam.ablation_layer import AblationLayerVit
+
+    np.random.seed(0)
+    cls = METHODS[method].cls
+    if method == "finercam":
+        cam = cls(model, [module], reshape_transform=reshape)
+        out = cam(x, targets=None)  # FinerCAM builds its own targets from the prediction
+        cam.base_cam.activations_and_grads.release()
+        return out
+    kwargs = {}
+    if method == "ablationcam" and reshape is not None:
+        kwargs["ablation_layer"] = AblationLayerVit()
+    with cls(model, [module], reshape_transform=reshape, **kwargs) as cam:
+        if method in ("scorecam", "ablationcam"):
+            cam.batch_size = 16
+        return cam(x, targets=targets)
+
+
+def ours(method, model, layer_names, x, make_targets):
+    probe = probe_model(model, x[:1])
+    layers = resolve_layers(probe, model, layer_names)
+    engine = CamEngine(model, layers, [method], batch_size=16)
+    np.random.seed(0)
+    res = engine.explain(x, make_targets)
+    engine.close()
+    return res, layers
+
+
+CASES = {
+    # name: (model factory, layer, input size, slim factory for perturbation methods, its layer)
+    "resnet18": (models.resnet18, "layer3", 96, models.resnet18, "layer1"),
+    "deit_distilled": (models.deit_distilled, "blocks.11.norm1", 224, models.slim_deit, "blocks.1.norm1"),
+    "swin": (models.swin, "layers.3.blocks.1.norm1", 224, models.slim_swin, "layers.2.blocks.0.norm1"),
+}
+
+
+# grad-cam's ShapleyCAM cannot take token layers: see test_shapleycam_on_token_layers
+PAIRS = [(c, m) for c in CASES for m in CHEAP + PERTURB if not (m == "shapleycam" and c != "resnet18")]
+
+
+@pytest.mark.parametrize("case,method", PAIRS)
+def test_classifier_maps_equal_gradcam(case, method):
+    factory, layer, size, slim, slim_layer = CASES[case]
+    if method in PERTURB:
+        factory, layer = slim, slim_layer
+    model = factory()
+    x = photos(size)
+    res, (info,) = ours(method, model, [layer], x, lambda out: classifier_targets(out, None))
+    key = (method, None if method == "fullgrad" else layer)
+    from pytorch_grad_cam.utils.model_targets import ClassifierOutputTarget
+
+    targets = [ClassifierOutputTarget(i) for i in res.indices]
+    reshape = None if method == "fullgrad" else info.reshape_transform((size, size))
+    expected = reference(method, model, info.module, x, targets, reshape)
+    got = res.maps[key]
+    assert got.shape == expected.shape == (2, size, size)
+    if method != "randomcam":  # a map of zeros would make equality vacuous
+        assert got.max() > 0.5, f"{method} on {case}: map is empty"
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+SEG_METHODS = [m for m in METHODS if m != "finercam"]
+
+
+@pytest.mark.parametrize("method", SEG_METHODS)
+def test_segmentation_maps_equal_gradcam(method):
+    model = models.deeplab()
+    # deep layers of a random-weight deeplab carry almost no signal (~1e-7)
+    # for these two; earlier layers give them real maps to compare
+    layer = {"scorecam": "backbone.3", "ablationcam": "backbone.3", "kpca_cam": "backbone.4"}.get(method, "backbone.16")
+    x = photos(96)
+    # a random-weight segmenter predicts one class everywhere: explain fixed
+    # classes over a region (the left half), so the region really matters
+    region = np.zeros((96, 96), bool)
+    region[:, :48] = True
+    res, (info,) = ours(method, model, [layer], x, lambda out: segmenter_targets(out, [5, 7], [region, region], 0))
+    from pytorch_grad_cam.utils.model_targets import SemanticSegmentationTarget
+
+    wrapped = models.OutWrapper(model)
+    targets = [SemanticSegmentationTarget(c, region.astype(np.float32)) for c in (5, 7)]
+    module = dict(wrapped.named_modules())["model." + layer]
+    expected = reference(method, wrapped, module, x, targets)
+    got = res.maps[(method, None if method == "fullgrad" else layer)]
+    assert got.shape == expected.shape == (2, 96, 96)
+    if method != "randomcam":
+        assert got.max() > 0.5
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+
+
+def test_finercam_is_refused_for_segmenters(dataset, image_dir):
+    import fiftyone as fo
+    import cam_core
+
+    dataset.add_sample(fo.Sample(filepath=image_dir["astronaut"]))
+    with pytest.raises(ValueError, match="finercam"):
+        cam_core.compute_cams(dataset, models.deeplab(), methods=["finercam"], transforms=_small())
+
+
+def _small():
+    from torchvision import transforms as T
+
+    return T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
+
+
+@pytest.mark.parametrize("factory,layer", [(models.deit_distilled, "blocks.11.norm1"), (models.swin, "layers.3.blocks.1.norm1")])
+def test_shapleycam_on_token_layers(factory, layer):
+    """grad-cam's ShapleyCAM multiplies its weights with the raw (B, N, C) or
+    (B, H, W, C) activations and fails on ViT and Swin layers; the engine
+    applies the same weights (grad-cam's get_cam_weights) to the grid, and
+    needs attention's math kernel for the double backward on CPU."""
+    model = factory()
+    x = photos(224)
+    res, _ = ours("shapleycam", model, [layer], x, lambda out: classifier_targets(out, None))
+    cam = res.maps[("shapleycam", layer)]
+    assert cam.shape == (2, 224, 224)
+    assert np.isfinite(cam).all() and cam.max() > 0.5
