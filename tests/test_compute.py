@@ -1,0 +1,263 @@
+"""compute_cams on real datasets: fields, storage, runs, targets, bad input, misuse."""
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from torchvision import transforms as T
+
+import cam_core
+import models
+
+GOOD = ["astronaut", "chelsea", "coffee", "rocket", "camera_gray", "chelsea_rgba", "camera16",
+        "coffee_palette", "tiny", "huge"]
+BAD = ["truncated", "notanimage", "missing"]
+
+
+def small():
+    return T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
+
+
+def add(dataset, image_dir, names, **fields):
+    import fiftyone as fo
+
+    dataset.add_samples([fo.Sample(filepath=image_dir[n], **{k: v[i] for k, v in fields.items()}) for i, n in enumerate(names)])
+    return dataset
+
+
+def classes(n=1000):
+    return [f"class{i}" for i in range(n)]
+
+
+def test_fields_runs_and_maps(dataset, image_dir, tmp_path, capsys):
+    add(dataset, image_dir, GOOD + BAD)
+    res = cam_core.compute_cams(
+        dataset, models.resnet18(), layers=["layer3", "layer4"], methods=["gradcam", "gradcam++", "eigencam"],
+        transforms=small(), classes=classes(), batch_size=4, output_dir=str(tmp_path / "maps"),
+    )
+    fields = ["cam_gradcam_layer3", "cam_gradcam_layer4", "cam_gradcamplusplus_layer3",
+              "cam_gradcamplusplus_layer4", "cam_eigencam_layer3", "cam_eigencam_layer4"]
+    assert sorted(res.fields) == sorted(fields)
+    assert res.num_samples == len(GOOD) and res.num_skipped == len(BAD)
+    assert sorted(os.path.basename(s["filepath"]).split(".")[0] for s in res.skipped) == ["does-not-exist", "notanimage", "truncated"]
+    out = capsys.readouterr().out
+    assert "10 samples got 6 map(s) each; 3 skipped" in out and "file not found" in out
+
+    assert dataset.list_runs() == ["cam"]
+    config = dataset.get_run_info("cam").config
+    assert type(config).__name__ == "CamRunConfig"
+    assert config.layers == ["layer3", "layer4"] and config.methods == ["gradcam", "gradcamplusplus", "eigencam"]
+    assert config.target == "prediction" and "Resize" in config.transforms and config.versions["grad-cam"] == "1.5.7"
+    loaded = dataset.load_run_results("cam")
+    assert loaded.num_skipped == 3
+
+    for sample in dataset:
+        name = os.path.basename(sample.filepath).split(".")[0]
+        heat = sample["cam_gradcam_layer4"]
+        if sample.filepath in [image_dir[b] for b in BAD]:
+            assert all(sample[f] is None for f in fields)  # skipped, nothing half-written
+            continue
+        assert heat.range == [0, 255] and heat.map is None
+        assert heat.map_path.startswith(str(tmp_path / "maps" / "cam_gradcam_layer4"))
+        arr = np.asarray(Image.open(heat.map_path))
+        assert arr.dtype == np.uint8 and arr.max() == 255
+        # the map covers the whole original image, at the model's scale (short side 64)
+        w, h = Image.open(sample.filepath).size
+        assert abs(arr.shape[1] / arr.shape[0] - w / h) < 0.05 * max(1, w / h), name
+        assert min(arr.shape) == 64
+        assert 0 <= heat.target_index < 1000 and heat.target_label == f"class{heat.target_index}"
+        assert 0 < heat.target_confidence <= 1
+        assert 0 <= heat.peak_x <= 1 and 0 <= heat.spread <= 1
+
+
+def test_inline_storage(dataset, image_dir):
+    add(dataset, image_dir, ["chelsea", "coffee"])
+    cam_core.compute_cams(dataset, models.resnet18(), methods="hirescam", transforms=small(), storage="inline")
+    heat = dataset.first()["cam_hirescam_layer4"]
+    assert heat.map_path is None and heat.map.dtype == np.uint8 and heat.map.shape == (64, 96)
+
+
+def test_targets_from_a_label_field_and_a_fixed_class(dataset, image_dir):
+    import fiftyone as fo
+
+    names = ["astronaut", "chelsea", "coffee", "rocket"]
+    labels = [fo.Classification(label=l) for l in ["class7", "class100", "class7", "class999"]]
+    add(dataset, image_dir, names, ground_truth=labels)
+    model = models.resnet18()
+    cam_core.compute_cams(dataset, model, methods="gradcam", target="field:ground_truth", transforms=small(),
+                          classes=classes(), batch_size=3, run_key="gt")
+    assert dataset.values("gt_gradcam_layer4.target_index") == [7, 100, 7, 999]
+    assert dataset.values("gt_gradcam_layer4.target_label") == ["class7", "class100", "class7", "class999"]
+    cam_core.compute_cams(dataset, model, methods="gradcam", target="class42", transforms=small(),
+                          classes=classes(), run_key="fixed")
+    assert dataset.values("fixed_gradcam_layer4.target_index") == [42] * 4
+    cam_core.compute_cams(dataset, model, methods="gradcam", target=5, transforms=small(), run_key="byindex")
+    assert dataset.values("byindex_gradcam_layer4.target_index") == [5] * 4
+    # the same images alone (batch of 1) get the same maps as in batches of 3;
+    # LayerCAM keeps positive gradients of post-ReLU features, so it is never empty
+    for key, bs in (("three", 3), ("single", 1)):
+        cam_core.compute_cams(dataset, model, methods="layercam", target="field:ground_truth", transforms=small(),
+                              classes=classes(), batch_size=bs, run_key=key)
+    for a, b in zip(dataset.values("three_layercam_layer4.map_path"), dataset.values("single_layercam_layer4.map_path")):
+        diff = np.abs(np.asarray(Image.open(a), float) - np.asarray(Image.open(b), float))
+        assert diff.max() <= 1 and np.asarray(Image.open(a)).max() == 255
+
+
+def test_missing_label_is_skipped_not_fatal(dataset, image_dir):
+    import fiftyone as fo
+
+    add(dataset, image_dir, ["astronaut", "chelsea"], ground_truth=[fo.Classification(label="class1"), None])
+    res = cam_core.compute_cams(dataset, models.resnet18(), target="field:ground_truth", transforms=small(), classes=classes())
+    assert res.num_samples == 1 and res.skipped[0]["reason"] == "no label in field 'ground_truth'"
+
+
+def assert_nothing_written(dataset, before):
+    assert dataset.get_field_schema().keys() == before
+    assert dataset.list_runs() == []
+
+
+@pytest.mark.parametrize(
+    "kwargs,message",
+    [
+        (dict(methods=["gradcam", "gradkam"]), r"unknown method 'gradkam'; valid methods: gradcam, hirescam"),
+        (dict(layers=["layer9"]), r"unknown layer 'layer9'.*Closest layers"),
+        (dict(layers=["fc"]), r"layer 'fc' cannot be explained"),
+        (dict(target="class:zebra", classes=classes()), r"class 'zebra' is not one of the model's 1000 classes"),
+        (dict(target="zebra"), r"class 'zebra' given by name, but the model has no class names"),
+        (dict(target=1000), r"class index 1000 is out of range"),
+        (dict(target="field:nope"), r"target field 'nope' does not exist; label fields: ground_truth, mask"),
+        (dict(target="field:mask"), r"target field 'mask' holds Segmentation; a classification model needs an Classification field"),
+        (dict(target="field:ground_truth", classes=classes()), r"labels \['zebra'\] of field 'ground_truth' are not among"),
+        (dict(run_key="bad key"), r"run_key must be a valid Python identifier"),
+        (dict(storage="jpeg"), r"storage must be one of"),
+        (dict(batch_size=0), r"batch_size must be an integer >= 1"),
+        (dict(device="cuda"), r"torch sees no CUDA device"),
+        (dict(classes=["a", "b"]), r"2 class names given, but the model has 1000 outputs"),
+    ],
+)
+def test_misuse_is_refused_before_any_work(dataset, image_dir, kwargs, message):
+    import fiftyone as fo
+
+    add(dataset, image_dir, ["astronaut"], ground_truth=[fo.Classification(label="zebra")],
+        mask=[fo.Segmentation(mask=np.zeros((4, 4), np.uint8))])
+    before = dataset.get_field_schema().keys()
+    with pytest.raises(ValueError, match=message):
+        cam_core.compute_cams(dataset, models.resnet18(), transforms=small(), **kwargs)
+    assert_nothing_written(dataset, before)
+
+
+def test_empty_view_and_non_images_are_refused(dataset, image_dir):
+    import fiftyone as fo
+
+    add(dataset, image_dir, ["astronaut"])
+    with pytest.raises(ValueError, match="the collection is empty"):
+        cam_core.compute_cams(dataset.limit(0), models.resnet18(), transforms=small())
+    videos = fo.Dataset()
+    try:
+        videos.add_sample(fo.Sample(filepath="/tmp/clip.mp4"))
+        with pytest.raises(ValueError, match="media type is 'video'"):
+            cam_core.compute_cams(videos, models.resnet18())
+    finally:
+        videos.delete()
+    with pytest.raises(TypeError, match="samples must be a fo.Dataset or view"):
+        cam_core.compute_cams([image_dir["astronaut"]], models.resnet18())
+
+
+def test_existing_run_overwrite_and_skip_existing(dataset, image_dir, tmp_path):
+    add(dataset, image_dir, ["astronaut", "chelsea", "coffee"])
+    model = models.resnet18()
+    kw = dict(transforms=small(), methods=["gradcam", "layercam"], output_dir=str(tmp_path))
+    cam_core.compute_cams(dataset, model, **kw)
+    old_files = dataset.values("cam_gradcam_layer4.map_path")
+    with pytest.raises(ValueError, match="run key 'cam' already exists"):
+        cam_core.compute_cams(dataset, model, **kw)
+    assert all(os.path.isfile(f) for f in old_files)  # refusing lost nothing
+
+    # skip_existing: only the sample missing a field is computed
+    sample = dataset.first()
+    sample["cam_layercam_layer4"] = None
+    sample.save()
+    res = cam_core.compute_cams(dataset, model, skip_existing=True, **kw)
+    assert res.num_samples == 1 and dataset.count("cam_layercam_layer4") == 3
+    with pytest.raises(ValueError, match="skip_existing continues run 'cam'"):
+        cam_core.compute_cams(dataset, model, skip_existing=True, **dict(kw, methods=["gradcam"]))
+
+    res = cam_core.compute_cams(dataset, model, overwrite=True, **dict(kw, methods=["eigencam"]))
+    assert res.num_samples == 3
+    schema = dataset.get_field_schema()
+    assert "cam_eigencam_layer4" in schema and "cam_gradcam_layer4" not in schema
+    assert not any(os.path.exists(f) for f in old_files)
+
+
+def test_fields_of_others_are_never_overwritten(dataset, image_dir):
+    import fiftyone as fo
+
+    add(dataset, image_dir, ["astronaut"], cam_gradcam_layer4=[fo.Classification(label="mine")])
+    with pytest.raises(ValueError, match=r"fields \['cam_gradcam_layer4'\] already exist and do not belong"):
+        cam_core.compute_cams(dataset, models.resnet18(), transforms=small())
+    assert dataset.first()["cam_gradcam_layer4"].label == "mine"
+
+
+def test_delete_run_from_a_fresh_process(dataset, image_dir, tmp_path):
+    add(dataset, image_dir, ["astronaut", "coffee"])
+    dataset.persistent = True
+    cam_core.compute_cams(dataset, models.resnet18(), methods=["gradcam", "fullgrad"], transforms=small(),
+                          output_dir=str(tmp_path / "maps"))
+    files = dataset.values("cam_gradcam_layer4.map_path") + dataset.values("cam_fullgrad.map_path")
+    assert len(files) == 4 and all(os.path.isfile(f) for f in files)
+    code = (
+        "import fiftyone as fo; ds = fo.load_dataset(%r); "
+        "print(type(ds.get_run_info('cam').config).__module__); ds.delete_run('cam')" % dataset.name
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "cam_core.runs"
+    dataset.reload()
+    assert dataset.list_runs() == []
+    assert not {"cam_gradcam_layer4", "cam_fullgrad"} & set(dataset.get_field_schema())
+    assert not any(os.path.exists(f) for f in files) and not os.path.exists(tmp_path / "maps")
+
+
+def test_library_model_names_and_view(dataset, image_dir):
+    add(dataset, image_dir, ["astronaut", "chelsea", "coffee"])
+    torch.manual_seed(0)
+    model = cam_core.load_model("timm:deit_tiny_distilled_patch16_224", pretrained=False)
+    assert model.transforms is not None and model.name == "timm:deit_tiny_distilled_patch16_224"
+    view = dataset.skip(1)
+    res = cam_core.compute_cams(view, model, methods=["gradcam", "eigencam"], run_key="vit")
+    assert res.num_samples == 2
+    assert dataset.count("vit_gradcam_blocks_11_norm1") == 2 and dataset.first()["vit_gradcam_blocks_11_norm1"] is None
+    config = dataset.get_run_info("vit").config
+    assert config.model == "timm:deit_tiny_distilled_patch16_224" and config.model_kwargs == {"pretrained": False}
+    tv = cam_core.load_model("torchvision:resnet18", weights=None)
+    assert len(tv.classes) == 1000 and tv.classes[0] == "tench"  # names of the architecture's outputs
+    with pytest.raises(ValueError, match="unknown model 'resnet18'"):
+        cam_core.load_model("resnet18")
+
+
+def test_segmentation_ground_truth_region(dataset, image_dir):
+    import fiftyone as fo
+
+    # a ground-truth mask smaller than the image, stretched over it as the App draws it
+    mask = np.zeros((30, 45), np.uint8)
+    mask[10:20, 5:20] = 2
+    mask[0:5, 30:45] = 1
+    add(dataset, image_dir, ["chelsea", "coffee"], gt=[fo.Segmentation(mask=mask), fo.Segmentation(mask=mask)])
+    dataset.mask_targets = {"gt": {1: "cat", 2: "dog"}}
+    dataset.save()
+    names = ["background"] + [f"c{i}" for i in range(1, 21)]
+    names[8], names[12] = "cat", "dog"
+    res = cam_core.compute_cams(dataset, models.deeplab(), methods=["gradcam", "hirescam"], target="field:gt",
+                                classes=names, transforms=small())
+    assert res.num_samples == 2
+    heat = dataset.first()["cam_hirescam_backbone_16"]
+    assert heat.target_label == "dog" and heat.target_index == 12  # the larger region, mapped by name
+    cam_core.compute_cams(dataset, models.deeplab(), methods="gradcam", target="field:gt", target_class="cat",
+                          classes=names, transforms=small(), run_key="cat")
+    assert dataset.values("cat_gradcam_backbone_16.target_label") == ["cat", "cat"]
+    with pytest.raises(ValueError, match="a segmentation model needs an Segmentation field"):
+        dataset.set_values("label", [fo.Classification(label="x")] * 2)
+        cam_core.compute_cams(dataset, models.deeplab(), target="field:label", transforms=small(), run_key="x")
