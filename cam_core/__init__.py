@@ -10,6 +10,7 @@ from .layers import LayerInfo
 from .methods import ALIASES, METHODS, field_name
 from .models import CamModel, load_model, register_model, registered_models, resolve_model
 from .probing import candidate_layers, default_layers
+from .runs import list_cam_runs
 
 __version__ = "0.1.0"
 
@@ -26,4 +27,5 @@ __all__ = [
     "METHODS",
     "ALIASES",
     "field_name",
+    "list_cam_runs",
 ]

@@ -14,6 +14,7 @@ from .engine import CamEngine
 from .geometry import apply_transforms, transform_steps
 from .layers import probe_model, resolve_layers
 from .methods import METHODS, field_name, resolve_methods
+from .regions import check_gt_field, region_mask
 from .models import resolve_model
 from .runs import CamRunConfig, CamRunResults
 from .storage import STORAGE, default_output_dir, make_heatmap
@@ -47,6 +48,10 @@ def compute_cams(
     overwrite=False,
     skip_existing=False,
     progress=None,
+    gt_field=None,
+    all_objects=False,
+    iou_threshold=0.5,
+    faithfulness=False,
 ):
     """Computes class activation maps for every sample and stores each as an ``fo.Heatmap``.
 
@@ -94,6 +99,24 @@ def compute_cams(
         skip_existing (False): continue an existing run with this key,
             computing only the samples still missing one of its fields
         progress (None): FiftyOne's progress option (bool, or a callback)
+        gt_field (None): an ``fo.Detections``, ``fo.Polylines`` or
+            ``fo.Segmentation`` field; each Heatmap then also gets
+            ``mass_inside`` (share of the map's mass inside the objects),
+            ``pointing_hit`` (the maximum lies inside an object) and ``iou``
+            (the map thresholded at ``iou_threshold`` x its max against the
+            objects), None where the sample has no such object
+        all_objects (False): score against every object of ``gt_field``
+            instead of those of the map's target class
+        iou_threshold (0.5): the threshold, relative to the map's max, for ``iou``
+        faithfulness (False): also compute ``road`` per Heatmap: grad-cam's ROAD
+            confidence change when the least relevant 20% of pixels are removed
+            minus when the most relevant 20% are (halved, as ``ROADCombined``);
+            two extra forwards per map and batch
+
+    With several methods or layers, the sample field ``f"{run_key}_agreement"``
+    holds the mean Pearson correlation between the maps of the methods for each
+    layer (``methods_<layer>``) and between the layers for each method
+    (``layers_<method>``).
 
     Returns:
         a :class:`cam_core.runs.CamRunResults` with ``num_samples``,
@@ -107,6 +130,7 @@ def compute_cams(
         samples, model, layers, methods, target, run_key, transforms, classes, target_class,
         batch_size, num_workers, device, output_dir, storage, overwrite, skip_existing,
     )
+    plan.add_scoring(gt_field, all_objects, iou_threshold, faithfulness)
     return plan.run(progress, started)
 
 
@@ -195,6 +219,22 @@ class _Plan:
         p.replace = existing and overwrite
         return p
 
+    def add_scoring(self, gt_field, all_objects, iou_threshold, faithfulness):
+        """Checks and records the optional scores (before any work)."""
+        if gt_field is not None:
+            check_gt_field(self.samples, gt_field)
+        if not isinstance(iou_threshold, (int, float)) or not 0 < iou_threshold <= 1:
+            raise ValueError(f"iou_threshold must be a number in (0, 1]; got {iou_threshold!r}")
+        self.gt_field, self.all_objects, self.iou_threshold = gt_field, bool(all_objects), float(iou_threshold)
+        self.faithfulness = bool(faithfulness)
+        if self.faithfulness and self.segmenter:
+            raise ValueError("faithfulness (ROAD) is computed for classifiers only")
+        groups = _agreement_groups(self.fields)
+        self.agreement_field = f"{self.run_key}_agreement" if groups else None
+        if self.agreement_field and self.agreement_field in self.dataset.get_field_schema() and not self.resume and not self.replace:
+            raise ValueError(f"field '{self.agreement_field}' already exists and does not belong to run '{self.run_key}'")
+        self.agreement_groups = groups
+
     def config(self):
         import fiftyone as fo
         import pytorch_grad_cam  # noqa: F401  (version below)
@@ -219,6 +259,11 @@ class _Plan:
             storage=self.storage,
             output_dir=self.output_dir,
             fields=self.fields,
+            agreement_field=self.agreement_field,
+            gt_field=self.gt_field,
+            all_objects=self.all_objects,
+            iou_threshold=self.iou_threshold,
+            faithfulness=self.faithfulness,
             versions={"fiftyone": fo.__version__, "torch": torch.__version__, "torchvision": v("torchvision"),
                       "grad-cam": v("grad-cam"), "timm": v("timm")},
         )
@@ -235,6 +280,8 @@ class _Plan:
         for f in self.fields:
             if f not in dataset.get_field_schema():
                 dataset.add_sample_field(f, fo.EmbeddedDocumentField, embedded_doc_type=fo.Heatmap)
+        if self.agreement_field and self.agreement_field not in dataset.get_field_schema():
+            dataset.add_sample_field(self.agreement_field, fo.EmbeddedDocumentField, embedded_doc_type=fo.DynamicEmbeddedDocument)
 
         todo = self.samples
         if self.resume:
@@ -304,6 +351,8 @@ class _Plan:
             return segmenter_targets(out, indices, regions, background_index(self.classes))
 
         res = engine.explain(x, make_targets)
+        road = self._road(engine, x, res) if self.faithfulness else {}
+        gts = self._gt_labels(group, ids) if self.gt_field else [None] * len(group)
         updates = {}
         for b, it in enumerate(group):
             c = res.indices[b]
@@ -313,14 +362,47 @@ class _Plan:
                 "target_score": res.scores[b],
                 "target_confidence": res.confidences[b],
             }
-            labels_out = {}
+            labels_out, placed, region = {}, {}, False
             for f, (method, layer) in self.fields.items():
-                cam = it.frame.place(res.maps[(method, layer)][b])
+                cam = placed[f] = it.frame.place(res.maps[(method, layer)][b])
                 path = os.path.join(self.output_dir, f, ids[it.index] + ".png")
                 attrs = dict(base, **camscores.shape_scores(cam, raw_peak=float(res.peaks[(method, layer)][b])))
+                if self.gt_field:
+                    if region is False:  # one region per sample, shared by its maps
+                        region = region_mask(gts[b], cam.shape, base["target_label"], c, self.all_objects, self._mask_targets())
+                    attrs.update(camscores.region_scores(cam, region, self.iou_threshold))
+                if (method, layer) in road:
+                    attrs["road"] = float(road[(method, layer)][b])
                 labels_out[f] = make_heatmap(cam, self.storage, path, **attrs)
+            if self.agreement_field:
+                labels_out[self.agreement_field] = _agreement(placed, self.agreement_groups)
             updates[ids[it.index]] = labels_out
         return updates
+
+    def _gt_labels(self, group, ids):
+        return self.dataset.select([ids[it.index] for it in group], ordered=True).values(self.gt_field)
+
+    def _mask_targets(self):
+        return self.dataset.mask_targets.get(self.gt_field) or self.dataset.default_mask_targets or {}
+
+    def _road(self, engine, x, res):
+        """grad-cam's ROAD: confidence change when the least relevant pixels
+        are removed minus when the most relevant are, halved (ROADCombined at
+        one percentile); the unperturbed scores come from the shared forward."""
+        from pytorch_grad_cam.metrics.road import ROADLeastRelevantFirst, ROADMostRelevantFirst
+
+        base = np.float32(res.scores)
+        out = {}
+        with torch.no_grad():
+            for key, cams in res.maps.items():
+                # ROAD removes pixels by their rank in the map: a map with no
+                # mass ranks nothing, so its score is left out (None)
+                empty = cams.reshape(len(cams), -1).max(axis=1) <= 0
+                most = ROADMostRelevantFirst(80)(x, cams, res.targets, engine.adapter, return_diff=False)
+                least = ROADLeastRelevantFirst(20)(x, cams, res.targets, engine.adapter, return_diff=False)
+                score = ((least - base) - (most - base)) / 2
+                out[key] = [None if e else s for e, s in zip(empty, score)]
+        return out
 
     def _gt_regions(self, group, ids, out_hw, in_hw):
         import fiftyone as fo
@@ -340,6 +422,31 @@ class _Plan:
             mapped = lookup(mask)
             regions.append(it.frame.sample_mask(mapped, out_hw, in_hw, fill=-1))
         return regions
+
+
+def _agreement_groups(fields):
+    """Which maps are compared: the methods of each layer, the layers of each method."""
+    by_layer, by_method = {}, {}
+    for f, (method, layer) in fields.items():
+        if layer is None:
+            continue
+        by_layer.setdefault(layer, []).append(f)
+        by_method.setdefault(method, []).append(f)
+    groups = {f"methods_{l.replace('.', '_')}": fs for l, fs in by_layer.items() if len(fs) > 1}
+    groups.update({f"layers_{m}": fs for m, fs in by_method.items() if len(fs) > 1})
+    return groups
+
+
+def _agreement(placed, groups):
+    import fiftyone as fo
+    from itertools import combinations
+
+    values = {}
+    for name, fields in groups.items():
+        corr = [camscores.agreement([placed[a], placed[b]]) for a, b in combinations(fields, 2)]
+        corr = [c for c in corr if c is not None]
+        values[name] = float(np.mean(corr)) if corr else None
+    return fo.DynamicEmbeddedDocument(**values)
 
 
 def _value_to_class(mask_targets, classes):

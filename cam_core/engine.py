@@ -40,11 +40,14 @@ class BatchResult:
         maps: ``{(method, layer_name): (B, h, w) float32 array in [0, 1]}``
             at the model input's size; FullGrad's layer name is None
         peaks: same keys, the per-image max of the map before normalisation
-        targets: per image ``(class_index, score, confidence)``
+        targets: the grad-cam target of each image
+        indices, scores, confidences: per image, the explained class, its
+            score and (classifiers) its softmax probability
     """
 
     maps: dict
     peaks: dict
+    targets: list
     indices: list
     scores: list
     confidences: list
@@ -176,7 +179,7 @@ class CamEngine:
                     else:
                         raw = cam.get_cam_image(xd, info.module, targets, a, gr, False)
                 maps[(method, info.name)], peaks[(method, info.name)] = _finish(cam, raw, size)
-        return BatchResult(maps, peaks, indices, scores, confs)
+        return BatchResult(maps, peaks, targets, indices, scores, confs)
 
     def _perturb(self, cam, method, xd, info, targets, a, gr):
         # image by image: ScoreCAM builds a (channels x image) tensor per image

@@ -50,3 +50,16 @@ class CamRun(fors.Run):
 class CamRunResults(fors.RunResults):
     """What a run did: ``num_samples`` explained, ``num_skipped`` and
     ``skipped`` (a list of ``{"id", "filepath", "reason"}``), ``seconds``."""
+
+
+def list_cam_runs(samples):
+    """Keys of the CAM runs on a collection (other run types are left out)."""
+    keys = []
+    for key in samples.list_runs():
+        try:
+            config = samples.get_run_info(key).config
+        except Exception:  # a run whose config class cannot be loaded here
+            continue
+        if isinstance(config, CamRunConfig):
+            keys.append(key)
+    return keys
