@@ -11,6 +11,9 @@ from .methods import ALIASES, METHODS, field_name
 from .models import CamModel, load_model, register_model, registered_models, resolve_model
 from .probing import candidate_layers, default_layers
 from .runs import list_cam_runs
+from .evaluate import score_regions
+from .summary import summarize_run
+from .views import SCORES, sort_by_score
 
 __version__ = "0.1.0"
 
@@ -28,4 +31,8 @@ __all__ = [
     "ALIASES",
     "field_name",
     "list_cam_runs",
+    "score_regions",
+    "sort_by_score",
+    "summarize_run",
+    "SCORES",
 ]

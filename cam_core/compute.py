@@ -17,7 +17,7 @@ from .methods import METHODS, field_name, resolve_methods
 from .regions import check_gt_field, region_mask
 from .models import resolve_model
 from .runs import CamRunConfig, CamRunResults
-from .storage import STORAGE, default_output_dir, make_heatmap
+from .storage import STORAGE, default_output_dir, make_heatmap, to_uint8
 from .targets import (
     TargetSpec,
     background_index,
@@ -364,7 +364,8 @@ class _Plan:
             }
             labels_out, placed, region = {}, {}, False
             for f, (method, layer) in self.fields.items():
-                cam = placed[f] = it.frame.place(res.maps[(method, layer)][b])
+                # scores describe the stored 8-bit map, so scoring it later gives the same values
+                cam = placed[f] = to_uint8(it.frame.place(res.maps[(method, layer)][b])) / 255.0
                 path = os.path.join(self.output_dir, f, ids[it.index] + ".png")
                 attrs = dict(base, **camscores.shape_scores(cam, raw_peak=float(res.peaks[(method, layer)][b])))
                 if self.gt_field:
@@ -372,7 +373,7 @@ class _Plan:
                         region = region_mask(gts[b], cam.shape, base["target_label"], c, self.all_objects, self._mask_targets())
                     attrs.update(camscores.region_scores(cam, region, self.iou_threshold))
                 if (method, layer) in road:
-                    attrs["road"] = float(road[(method, layer)][b])
+                    attrs["road"] = road[(method, layer)][b]
                 labels_out[f] = make_heatmap(cam, self.storage, path, **attrs)
             if self.agreement_field:
                 labels_out[self.agreement_field] = _agreement(placed, self.agreement_groups)
@@ -401,7 +402,7 @@ class _Plan:
                 most = ROADMostRelevantFirst(80)(x, cams, res.targets, engine.adapter, return_diff=False)
                 least = ROADLeastRelevantFirst(20)(x, cams, res.targets, engine.adapter, return_diff=False)
                 score = ((least - base) - (most - base)) / 2
-                out[key] = [None if e else s for e, s in zip(empty, score)]
+                out[key] = [None if e else float(v) for e, v in zip(empty, score)]
         return out
 
     def _gt_regions(self, group, ids, out_hw, in_hw):

@@ -46,14 +46,22 @@ class RegionNet(nn.Module):
         return self.head(pooled)
 
 
-@pytest.fixture(scope="module")
-def scene(tmp_path_factory):
-    img = np.full((H, W, 3), 40, np.uint8)  # dark grey background
+def write_scene(path):
+    """A 480x320 dark photo with the red square (scored) and the blue one (ignored)."""
+    img = np.full((H, W, 3), 40, np.uint8)
     img[RED[1] : RED[3], RED[0] : RED[2]] = (230, 20, 20)
     img[BLUE[1] : BLUE[3], BLUE[0] : BLUE[2]] = (20, 20, 230)
-    path = str(tmp_path_factory.mktemp("scene") / "scene.png")
     Image.fromarray(img).save(path)
     return path
+
+
+def transforms():
+    return T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    return write_scene(str(tmp_path_factory.mktemp("scene") / "scene.png"))
 
 
 def test_every_gradient_method_peaks_on_the_region(dataset, scene):
@@ -63,7 +71,7 @@ def test_every_gradient_method_peaks_on_the_region(dataset, scene):
     model = RegionNet()
     cam_core.compute_cams(
         dataset, model, layers=["features"], methods=GRADIENT_METHODS, target=0,
-        transforms=T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()]),
+        transforms=transforms(),
     )
     sample = dataset.first()
     for method in GRADIENT_METHODS:

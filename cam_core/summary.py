@@ -1,0 +1,134 @@
+"""Pictures that summarise a run: mean heatmap per class, the most and least
+on-object samples with their maps, histograms of the scores."""
+import os
+
+import numpy as np
+
+from .evaluate import load_map, run_config
+from .images import load_rgb
+
+HIST_SCORES = ("mass_inside", "iou", "pointing_hit", "road", "spread", "entropy", "border", "target_confidence")
+
+
+def summarize_run(samples, run_key, output_dir, field=None, score="mass_inside", k=5, label_field=None, size=96):
+    """Saves three PNG pictures for one Heatmap field of a run.
+
+    Args:
+        samples: a dataset or view holding the run
+        run_key: a CAM run's key
+        output_dir: where the pictures are written (created if needed)
+        field (None): one of the run's Heatmap fields; default its first
+        score ("mass_inside"): the score that ranks the samples of the grid
+        k (5): samples in each half of the grid (highest and lowest score)
+        label_field (None): an ``fo.Classification`` field shown as the label
+        size (96): side of each thumbnail, in pixels
+
+    Returns:
+        ``{"mean_heatmaps": path, "extremes": path, "histograms": path}``
+        (``extremes`` is None when no sample has the score)
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    config = run_config(samples, run_key)
+    field = field or list(config.fields)[0]
+    if field not in config.fields:
+        raise ValueError(f"field '{field}' is not a field of run '{run_key}'; its fields: {', '.join(config.fields)}")
+    os.makedirs(output_dir, exist_ok=True)
+    view = samples.exists(field)
+    if len(view) == 0:
+        raise ValueError(f"no sample of this collection has a map in '{field}'")
+    paths = {
+        "mean_heatmaps": _mean_heatmaps(plt, view, field, output_dir, size),
+        "extremes": _extremes(plt, view, field, score, k, label_field, output_dir, size),
+        "histograms": _histograms(plt, view, field, output_dir),
+    }
+    return paths
+
+
+def _resized(arr, size):
+    from PIL import Image
+
+    img = Image.fromarray(np.uint8(np.clip(arr, 0, 1) * 255))
+    return np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.float64) / 255
+
+
+def _mean_heatmaps(plt, view, field, output_dir, size):
+    sums, counts = {}, {}
+    for heat in view.values(field):
+        label = str(heat.target_label)
+        cam = _resized(load_map(heat), size)
+        sums[label] = sums.get(label, 0) + cam
+        counts[label] = counts.get(label, 0) + 1
+    labels = sorted(counts, key=lambda l: (-counts[l], l))[:16]
+    cols = min(4, len(labels))
+    rows = int(np.ceil(len(labels) / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, label in zip(axes.ravel(), labels):
+        ax.imshow(sums[label] / counts[label], cmap="jet", vmin=0, vmax=1)
+        ax.set_title(f"{label} (n={counts[label]})", fontsize=9)
+    fig.suptitle(f"mean heatmap per explained class: {field}", fontsize=10)
+    path = os.path.join(output_dir, f"{field}_mean_heatmaps.png")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _extremes(plt, view, field, score, k, label_field, output_dir, size):
+    from fiftyone import ViewField as F
+
+    scored = view.match(F(f"{field}.{score}") != None)  # noqa: E711 (MongoDB expression)
+    if len(scored) == 0:
+        return None
+    high = scored.sort_by(f"{field}.{score}", reverse=True).limit(k)
+    low = scored.sort_by(f"{field}.{score}").limit(k)
+    halves = [(f"highest {score}", list(high)), (f"lowest {score}", list(low))]
+    rows = max(len(h[1]) for h in halves)
+    fig, axes = plt.subplots(rows, 4, figsize=(9, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for half, (title, samples) in enumerate(halves):
+        for r, sample in enumerate(samples):
+            heat = sample[field]
+            img = np.asarray(load_rgb(sample.filepath).resize((size, size))) / 255
+            cam = _resized(load_map(heat), size)
+            label = sample[label_field].label if label_field and sample[label_field] is not None else "-"
+            conf = f" {heat.target_confidence:.2f}" if heat.target_confidence is not None else ""
+            ax_img, ax_cam = axes[r, 2 * half], axes[r, 2 * half + 1]
+            ax_img.imshow(img)
+            ax_img.set_title(f"label: {label}\nexplained: {heat.target_label}{conf}", fontsize=8)
+            ax_cam.imshow(img)
+            ax_cam.imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            ax_cam.set_title(f"{score} = {heat[score]:.2f}" if isinstance(heat[score], float) else f"{score} = {heat[score]}", fontsize=8)
+        axes[0, 2 * half].annotate(title, (1.05, 1.35), xycoords="axes fraction", ha="center", fontsize=10, weight="bold")
+    path = os.path.join(output_dir, f"{field}_extremes_{score}.png")
+    fig.savefig(path, dpi=100, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def _histograms(plt, view, field, output_dir):
+    present = []
+    for name in HIST_SCORES:
+        values = [v for v in view.values(f"{field}.{name}") if v is not None]
+        if values:
+            present.append((name, np.asarray(values, dtype=float)))
+    cols = min(4, max(1, len(present)))
+    rows = max(1, int(np.ceil(len(present) / cols)))
+    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    for ax, (name, values) in zip(axes.ravel(), present):
+        ax.axis("on")
+        ax.hist(values, bins=20, color="#3b6ea5")
+        ax.set_title(f"{name} (n={len(values)})", fontsize=9)
+    fig.suptitle(f"scores of {field}", fontsize=10)
+    path = os.path.join(output_dir, f"{field}_histograms.png")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
