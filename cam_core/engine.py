@@ -109,7 +109,9 @@ class CamEngine:
             a :class:`BatchResult`
         """
         x = x.to(self.device)
-        with preserved_state(self.model):
+        # the whole pass, loss included, needs gradients even when the caller
+        # turned them off (a FiftyOne TorchImageModel's `with` block does)
+        with preserved_state(self.model), torch.enable_grad():
             return self._explain(x, make_targets)
 
     def _explain(self, x, make_targets):
@@ -127,8 +129,7 @@ class CamEngine:
         handles = [m.register_forward_hook(_recorder(acts)) for m in modules]
         xin = x.detach().requires_grad_(True)  # a graph even for frozen models
         try:
-            with torch.enable_grad():
-                out = model_output(self.model(xin))
+            out = model_output(self.model(xin))
         finally:
             for h in handles:
                 h.remove()
@@ -205,8 +206,7 @@ class CamEngine:
         # fused attention kernels have no double backward; the math one does
         with sdpa_kernel([SDPBackend.MATH]):
             try:
-                with torch.enable_grad():
-                    out = model_output(self.model(xin))
+                out = model_output(self.model(xin))
             finally:
                 handle.remove()
             act = acts[info.module]

@@ -261,3 +261,28 @@ def test_segmentation_ground_truth_region(dataset, image_dir):
     with pytest.raises(ValueError, match="a segmentation model needs an Segmentation field"):
         dataset.set_values("label", [fo.Classification(label="x")] * 2)
         cam_core.compute_cams(dataset, models.deeplab(), target="field:label", transforms=small(), run_key="x")
+
+
+def test_fiftyone_torch_image_model(dataset, image_dir):
+    """A zoo-style TorchImageModel: its _model, transforms and classes are used,
+    also inside its `with` block, which turns gradients off."""
+    import torchvision
+    import fiftyone.utils.torch as fout
+
+    torch.manual_seed(0)
+    config = fout.TorchImageModelConfig(dict(
+        entrypoint_fcn="torchvision.models.resnet18", entrypoint_args={"weights": None},
+        transforms=small(), output_processor_cls="fiftyone.utils.torch.ClassifierOutputProcessor",
+        classes=classes(), ragged_batches=False,
+    ))
+    model = fout.TorchImageModel(config)
+    add(dataset, image_dir, ["astronaut", "chelsea"])
+    with model:
+        assert not torch.is_grad_enabled()
+        res = cam_core.compute_cams(dataset, model, methods=["gradcam", "layercam"])
+        assert not torch.is_grad_enabled()  # the caller's state is kept
+    assert res.num_samples == 2
+    heat = dataset.first()["cam_layercam_layer4"]
+    assert heat.target_label == f"class{heat.target_index}"
+    assert np.asarray(Image.open(heat.map_path)).shape == (64, 64)
+    assert dataset.get_run_info("cam").config.model == "TorchImageModel"
