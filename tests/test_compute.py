@@ -286,3 +286,23 @@ def test_fiftyone_torch_image_model(dataset, image_dir):
     assert heat.target_label == f"class{heat.target_index}"
     assert np.asarray(Image.open(heat.map_path)).shape == (64, 64)
     assert dataset.get_run_info("cam").config.model == "TorchImageModel"
+
+
+def test_dataloader_workers_with_a_torchvision_preset(dataset, image_dir):
+    """Images decoded in 2 worker processes through the weights' own preset
+    (resize 256, crop 224), bad files still skipped, order kept."""
+    import torchvision
+
+    names = ["astronaut", "truncated", "chelsea", "coffee", "missing", "rocket"]
+    add(dataset, image_dir, names)
+    preset = torchvision.models.ResNet18_Weights.DEFAULT.transforms()
+    res = cam_core.compute_cams(dataset, models.resnet18(), methods="gradcam", transforms=preset,
+                                batch_size=2, num_workers=2)
+    assert res.num_samples == 4 and res.num_skipped == 2
+    have = [p is not None for p in dataset.values("cam_gradcam_layer4.map_path")]
+    assert have == [True, False, True, True, False, True]
+    w, h = Image.open(image_dir["chelsea"]).size
+    arr = np.asarray(Image.open(dataset.skip(2).first()["cam_gradcam_layer4"].map_path))
+    # the whole image at the scale the model saw: resized to a short side of 256, the 224 crop inside
+    assert arr.shape == (256, int(256 * w / h))
+    assert arr[:, :16].max() == 0 and arr[:, -16:].max() == 0  # outside the crop
