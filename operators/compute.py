@@ -1,0 +1,222 @@
+"""The ``compute_cams`` operator: the form, then one :func:`cam_core.compute_cams` call."""
+import queue
+import threading
+from collections import Counter
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import appearance, form, models, params
+
+
+class ComputeCams(foo.Operator):
+    """Computes class activation maps for a dataset, a view or the selected
+    samples, and stores them as ``fo.Heatmap`` fields of a CAM run.
+
+    From Python::
+
+        op = foo.get_operator("@fiftyone-cam/cam/compute_cams")
+        results = op(dataset.take(100), "my-classifier", layers=["layer3", "layer4"],
+                     methods=["gradcam", "eigencam"], run_key="cam")
+        op(dataset, "my-classifier", delegate=True)  # queued for a delegated worker
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="compute_cams",
+            label="Compute class activation maps",
+            description="GradCAM and its family for every sample, stored as heatmap fields",
+            dynamic=True,
+            execute_as_generator=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def __call__(
+        self,
+        sample_collection,
+        model,
+        layers=None,
+        methods="gradcam",
+        target="prediction",
+        run_key="cam",
+        target_class=None,
+        batch_size=16,
+        num_workers=0,
+        device="cpu",
+        output_dir=None,
+        storage="png",
+        overwrite=False,
+        skip_existing=False,
+        gt_field=None,
+        all_objects=False,
+        iou_threshold=0.5,
+        faithfulness=False,
+        pretrained=True,
+        delegate=False,
+        delegation_target=None,
+    ):
+        """Runs :func:`cam_core.compute_cams` through this operator.
+
+        The arguments are those of :func:`cam_core.compute_cams`, except that
+        ``model`` is a name (``"torchvision:resnet50"``, ``"timm:<name>"``, a
+        FiftyOne zoo model, or a name registered with ``register_cam_model``)
+        and ``pretrained=False`` gives a library model random weights.
+
+        Args:
+            sample_collection: a ``fo.Dataset`` or view
+            delegate (False): queue the run for a delegated worker
+                (``fiftyone delegated launch``) instead of running it now
+            delegation_target (None): the orchestrator to queue it on
+
+        Returns:
+            the run's :class:`cam_core.runs.CamRunResults` when run now; the
+            queued operation's ``ExecutionResult`` when delegated
+
+        Raises:
+            ``fiftyone.operators.executor.ExecutionError``: when the form
+            refuses the parameters (the message names the parameter and why)
+        """
+        p = params.params_from_args(
+            model, layers=layers, methods=methods, target=target, run_key=run_key,
+            target_class=target_class, batch_size=batch_size, num_workers=num_workers,
+            device=device, output_dir=output_dir, storage=storage, overwrite=overwrite,
+            skip_existing=skip_existing, gt_field=gt_field, all_objects=all_objects,
+            iou_threshold=iou_threshold, faithfulness=faithfulness, pretrained=pretrained,
+        )
+        result = foo.execute_operator(
+            self.uri,
+            ctx=_context(sample_collection),
+            params=p,
+            request_delegation=delegate,
+            delegation_target=delegation_target,
+        )
+        if delegate:
+            return result
+        return sample_collection._root_dataset.load_run_results(run_key, cache=False)
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        form.build(ctx, inputs)
+        return types.Property(inputs, view=types.View(label="Compute class activation maps"))
+
+    def resolve_execution_options(self, ctx):
+        from fiftyone.operators.executor import ExecutionOptions
+
+        return ExecutionOptions(
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=form.recommend_delegation(ctx),
+        )
+
+    def resolve_run_name(self, ctx):
+        return f"compute_cams ({ctx.params.get('run_key') or params.DEFAULTS['run_key']})"
+
+    def execute(self, ctx):
+        job = _Job(ctx)
+        if ctx.delegated:
+            # a worker: progress is saved on the operation, the summary is its result
+            return job.run(lambda pb: ctx.set_progress(progress=pb.progress, label=_progress_label(pb)))
+        return _stream(ctx, job)
+
+    def resolve_output(self, ctx):
+        results = ctx.results or {}
+        if not isinstance(results, dict) or "message" not in results:
+            return None
+        outputs = types.Object()
+        outputs.str("message", label="Summary", view=types.MarkdownView(read_only=True))
+        return types.Property(outputs, view=types.View(label="Class activation maps computed"))
+
+
+def _context(sample_collection, selected=None):
+    """The ``ctx`` of a Python call on a dataset or a view."""
+    import fiftyone.core.view as fov
+
+    ctx = {"dataset": sample_collection._root_dataset}
+    if isinstance(sample_collection, fov.DatasetView):
+        ctx["view"] = sample_collection
+    if selected:
+        ctx["selected"] = list(selected)
+    return ctx
+
+
+class _Job:
+    """One compute_cams call, settled from the checked form parameters."""
+
+    def __init__(self, ctx):
+        p = ctx.params
+        self.facts = models.describe(p["model_source"], p["model"], bool(p.get("pretrained", True)))
+        self.kwargs = params.compute_kwargs(p, self.facts)
+        if not ctx.delegated:
+            # DataLoader processes are not forked from the App server
+            self.kwargs["num_workers"] = 0
+        self.view = ctx.target_view()
+        self.dataset = self.view._root_dataset
+
+    def run(self, progress):
+        import cam_core
+
+        with self.facts.lock:
+            results = cam_core.compute_cams(self.view, progress=progress, **self.kwargs)
+        key = self.kwargs["run_key"]
+        appearance.show_run(self.dataset, key, list(results.fields))
+        return summary(key, results)
+
+
+def summary(run_key, results):
+    """What the App tells the user when a run ends (JSON)."""
+    reasons = Counter(_reason_kind(s["reason"]) for s in results.skipped)
+    n_maps = len(results.fields)
+    message = f"CAM run '{run_key}': {results.num_samples} sample(s) got {n_maps} map(s) each"
+    if results.num_skipped:
+        why = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+        message += f"; {results.num_skipped} skipped ({why})"
+    else:
+        message += "; none skipped"
+    return {
+        "run_key": run_key,
+        "num_samples": results.num_samples,
+        "num_skipped": results.num_skipped,
+        "skipped_reasons": dict(reasons),
+        "fields": list(results.fields),
+        "message": message,
+    }
+
+
+def _reason_kind(reason):
+    # "file not found: /a.jpg" and "file not found: /b.jpg" are one reason
+    for prefix in ("file not found", "cannot read image", "preprocessing failed", "no label in field"):
+        if reason.startswith(prefix):
+            return prefix if prefix != "no label in field" else reason
+    return reason.split(":", 1)[0]
+
+
+def _progress_label(pb):
+    return f"{pb.iteration} / {pb.total} samples"
+
+
+def _stream(ctx, job):
+    """Runs the job in a thread and streams its progress to the App, which
+    sees a generator; then reloads the dataset and says what happened."""
+    events = queue.Queue()
+
+    def work():
+        try:
+            events.put(("done", job.run(lambda pb: events.put(("progress", pb)))))
+        except BaseException as e:  # handed to the generator, which raises it
+            events.put(("error", e))
+
+    threading.Thread(target=work, name="compute_cams", daemon=True).start()
+    yield ctx.ops.set_progress(progress=0.0, label=f"0 / {len(job.view)} samples")
+    while True:
+        kind, value = events.get()
+        if kind == "progress":
+            yield ctx.ops.set_progress(progress=value.progress, label=_progress_label(value))
+        elif kind == "error":
+            raise value
+        else:
+            break
+    yield ctx.ops.reload_dataset()
+    variant = "success" if not value["num_skipped"] else "warning"
+    yield ctx.ops.notify(value["message"], variant=variant)

@@ -1,0 +1,238 @@
+"""The models the form offers, each loaded once per process with what the form needs to know.
+
+A model is named by a source and a name:
+
+- ``registered``: a name registered with the ``register_cam_model`` operator
+  (an importable factory, stored in the database: see ``model_factories``) or
+  with :func:`cam_core.register_model` in this process;
+- ``torchvision`` / ``timm``: a library model, with pretrained weights or
+  random ones (``pretrained=False``, which needs no download);
+- ``zoo``: a FiftyOne zoo model (a ``TorchImageModel``).
+
+Dynamic forms are resolved again at every change, so loaded models and
+their layer lists are cached; a failed load is remembered for a minute so
+that an offline download is not retried at every keystroke.
+"""
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass, field
+
+from . import model_factories
+
+SOURCES = {
+    "registered": "Registered",
+    "torchvision": "torchvision",
+    "timm": "timm",
+    "zoo": "FiftyOne zoo",
+}
+
+_CACHE_SIZE = 2  # models held by the App server at once
+_FAILURE_TTL = 60.0
+_cache = OrderedDict()
+_failures = {}
+_cache_lock = threading.Lock()
+
+
+@dataclass
+class ModelFacts:
+    """A loaded model and what one dry forward tells about it.
+
+    Attributes:
+        model: the :class:`cam_core.CamModel`
+        layers: the :class:`cam_core.LayerInfo` of every explainable layer
+        suggested: the suggested layer names
+        segmenter: whether the model outputs per-pixel scores
+        num_outputs: the number of classes it scores
+        lock: held while the model is probed or explained: hooks are per
+            module, so two jobs on one module at once would mix their records
+    """
+
+    model: object
+    layers: list
+    suggested: list
+    segmenter: bool
+    num_outputs: int
+    lock: object = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def classes(self):
+        return self.model.classes
+
+    @property
+    def layer_names(self):
+        return [info.name for info in self.layers]
+
+
+def parse_model(model):
+    """Splits what a Python user passes as ``model`` into ``(source, name)``.
+
+    ``"torchvision:resnet50"`` and ``"timm:deit_tiny_patch16_224"`` name
+    library models; a registered name is ``registered``; anything else is
+    taken as a FiftyOne zoo model name.
+    """
+    if not isinstance(model, str) or not model:
+        raise ValueError(
+            f"model must be a name such as 'torchvision:resnet50', 'timm:<name>', a zoo model "
+            f"name or a registered name; got {model!r}. To use a model object, register a "
+            f"factory for it (register_cam_model) or call cam_core.compute_cams directly"
+        )
+    lib, sep, name = model.partition(":")
+    if sep and lib in ("torchvision", "timm"):
+        return lib, name
+    if model in registered_names():
+        return "registered", model
+    return "zoo", model
+
+
+def registered_names():
+    """Registered names: factories in the database, then this process's
+    :func:`cam_core.register_model` names."""
+    import cam_core
+
+    names = list(model_factories.registered())
+    names += [n for n in cam_core.registered_models() if n not in names]
+    return names
+
+
+def process_only_names():
+    """Names registered with :func:`cam_core.register_model` in this process
+    only (no factory): delegated workers cannot build them."""
+    import cam_core
+
+    stored = set(model_factories.registered())
+    return [n for n in cam_core.registered_models() if n not in stored]
+
+
+def model_choices(source):
+    """The model names offered for a source, for the form's dropdown."""
+    if source == "registered":
+        return registered_names()
+    if source == "torchvision":
+        import torchvision.models as tvm
+
+        names = tvm.list_models(module=tvm) + tvm.list_models(module=tvm.segmentation)
+        return sorted(names)
+    if source == "timm":
+        import timm
+
+        return timm.list_models()
+    if source == "zoo":
+        import fiftyone.zoo as foz
+
+        names = set()
+        for task in ("classification", "segmentation"):  # tags in a list must all match
+            try:
+                names.update(foz.list_zoo_models(tags=["torch", task]))
+            except Exception:  # the manifest may be unreadable
+                pass
+        return sorted(names)
+    raise ValueError(f"unknown model source {source!r}; choose one of {', '.join(SOURCES)}")
+
+
+def describe(source, name, pretrained=True):
+    """Loads a model (once per process) and probes it.
+
+    Args:
+        source: a key of :data:`SOURCES`
+        name: the model's name in that source
+        pretrained (True): torchvision / timm only: pretrained weights (a
+            download) or random ones
+
+    Returns:
+        a :class:`ModelFacts`
+
+    Raises:
+        ValueError: when the model cannot be loaded or has no explainable layer
+    """
+    key = _cache_key(source, name, pretrained)
+    with _cache_lock:
+        if key in _cache:
+            _cache.move_to_end(key)
+            return _cache[key]
+        failed = _failures.get(key)
+        if failed and time.time() - failed[0] < _FAILURE_TTL:
+            raise ValueError(failed[1])
+    try:
+        facts = probe(_load(source, name, pretrained))
+    except Exception as e:
+        message = _load_error(source, name, pretrained, e)
+        with _cache_lock:
+            _failures[key] = (time.time(), message)
+        raise ValueError(message) from None
+    with _cache_lock:
+        _failures.pop(key, None)
+        _cache[key] = facts
+        while len(_cache) > _CACHE_SIZE:
+            _cache.popitem(last=False)
+    return facts
+
+
+def _cache_key(source, name, pretrained):
+    if source == "registered":
+        # a factory registered again under the same name is a new model
+        entry = model_factories.registered().get(name)
+        import json
+
+        return (source, name, json.dumps(entry, sort_keys=True, default=str))
+    if source in ("torchvision", "timm"):
+        return (source, name, bool(pretrained))
+    return (source, name)
+
+
+def _load(source, name, pretrained):
+    import cam_core
+
+    if source == "registered":
+        entry = model_factories.registered().get(name)
+        if entry is not None:
+            return model_factories.build(name, entry)
+        if name in cam_core.registered_models():
+            return cam_core.load_model(name)
+        raise ValueError(f"no model is registered as '{name}'")
+    if source == "torchvision":
+        kwargs = {} if pretrained else {"weights": None}
+        return cam_core.load_model(f"torchvision:{name}", **kwargs)
+    if source == "timm":
+        return cam_core.load_model(f"timm:{name}", pretrained=bool(pretrained))
+    if source == "zoo":
+        return cam_core.load_model(name)
+    raise ValueError(f"unknown model source {source!r}; choose one of {', '.join(SOURCES)}")
+
+
+def probe(model):
+    """One dry forward of a :class:`cam_core.CamModel`: its layers, kind and
+    suggested layers (what ``cam_core.candidate_layers`` and
+    ``cam_core.default_layers`` each find, read off a single forward).
+
+    Returns:
+        a :class:`ModelFacts`
+    """
+    from PIL import Image
+
+    from cam_core.geometry import apply_transforms, transform_steps
+    from cam_core.layers import default_layers, probe_model
+
+    x, _ = apply_transforms(transform_steps(model.transforms), Image.new("RGB", (224, 224), (128, 128, 128)))
+    params = list(model.module.parameters())
+    device = params[0].device if params else "cpu"
+    found = probe_model(model.module, x[None].to(device))
+    if not found.layers:
+        raise ValueError("the model has no layer with a spatial output")
+    return ModelFacts(
+        model=model,
+        layers=list(found.layers.values()),
+        suggested=default_layers(found, model.module),
+        segmenter=found.is_segmenter,
+        num_outputs=int(found.output_shape[1]),
+    )
+
+
+def _load_error(source, name, pretrained, error):
+    what = f"{source}:{name}" if source in ("torchvision", "timm") else name
+    message = f"cannot load model '{what}': {error}"
+    if source in ("torchvision", "timm") and pretrained:
+        message += ". Pretrained weights are downloaded; untick 'Pretrained weights' to use random ones"
+    if source == "zoo":
+        message += ". Zoo models download their weights on first use"
+    return message

@@ -1,0 +1,127 @@
+"""Registering models for the App and delegated workers: the ``register_cam_model``
+and ``unregister_cam_model`` operators (see ``model_factories``)."""
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import model_factories, models
+
+
+class RegisterCamModel(foo.Operator):
+    """Registers a model under a name, as an importable factory stored in the
+    database: the App server and every delegated worker that shares the
+    database build it from there.
+
+    From Python::
+
+        # my_models.py, importable by the App server and the workers:
+        #     def tiny_resnet():
+        #         return cam_core.CamModel(module, transforms, classes)
+        foo.get_operator("@fiftyone-cam/cam/register_cam_model")(
+            "tiny-resnet", "my_models:tiny_resnet"
+        )
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="register_cam_model",
+            label="Register a model for CAMs",
+            description="Name an importable model factory for the compute_cams form and delegated workers",
+            dynamic=True,
+            view_target=False,
+        )
+
+    def __call__(self, name, factory, kwargs=None, overwrite=False):
+        """Registers ``factory`` (``"package.module:function"``, called with
+        ``kwargs``) as ``name``; see :func:`operators.model_factories.register`.
+
+        Returns:
+            a dict with ``name``, ``factory`` and the model's ``num_layers``,
+            ``suggested`` layers and ``segmenter`` flag (the model is built once
+            to check it)
+        """
+        params = {"name": name, "factory": factory, "kwargs": dict(kwargs or {}), "overwrite": overwrite}
+        return foo.execute_operator(self.uri, params=params).result
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        known = model_factories.registered()
+        if known:
+            inputs.view("known", types.Notice(
+                label="Registered: " + ", ".join(f"{n} ({e['factory']})" for n, e in known.items()),
+            ))
+        name_prop = inputs.str("name", required=True, label="Name", description="How the compute_cams form lists it")
+        factory_prop = inputs.str(
+            "factory", required=True, label="Factory",
+            description=(
+                "'package.module:function', importable by the App server and every delegated worker; "
+                "it returns a cam_core.CamModel, a torch.nn.Module or a zoo TorchImageModel"
+            ),
+        )
+        inputs.obj("kwargs", label="Keyword arguments", description="JSON arguments for the function",
+                   view=types.JSONView())
+        name = ctx.params.get("name")
+        if name:
+            try:
+                model_factories.check_name(name)
+            except ValueError as e:
+                name_prop.invalid, name_prop.error_message = True, str(e)
+            if name in known:
+                inputs.bool("overwrite", default=False, label=f"Replace the registration of '{name}'")
+                if not ctx.params.get("overwrite"):
+                    name_prop.invalid = True
+                    name_prop.error_message = f"'{name}' is already registered: tick Replace, or choose another name"
+        factory = ctx.params.get("factory")
+        if factory:
+            try:
+                model_factories.resolve_factory(factory)
+            except ValueError as e:
+                factory_prop.invalid, factory_prop.error_message = True, str(e)
+        return types.Property(inputs, view=types.View(label="Register a model for CAMs"))
+
+    def execute(self, ctx):
+        p = ctx.params
+        entry = {"factory": p["factory"], "kwargs": dict(p.get("kwargs") or {})}
+        # built and probed once here, so a broken factory fails now, not in a worker
+        facts = models.probe(model_factories.build(p["name"], entry))
+        model_factories.register(p["name"], entry["factory"], entry["kwargs"], overwrite=bool(p.get("overwrite")))
+        return {
+            "name": p["name"],
+            "factory": entry["factory"],
+            "num_layers": len(facts.layers),
+            "suggested": facts.suggested,
+            "segmenter": facts.segmenter,
+        }
+
+
+class UnregisterCamModel(foo.Operator):
+    """Removes a model registration.
+
+    From Python: ``foo.get_operator("@fiftyone-cam/cam/unregister_cam_model")("tiny-resnet")``
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="unregister_cam_model",
+            label="Unregister a CAM model",
+            dynamic=True,
+            view_target=False,
+        )
+
+    def __call__(self, name):
+        return foo.execute_operator(self.uri, params={"name": name}).result
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        names = list(model_factories.registered())
+        dropdown = types.DropdownView()
+        for n in names:
+            dropdown.add_choice(n, label=n)
+        prop = inputs.enum("name", names, required=True, label="Model", view=dropdown)
+        if not names:
+            prop.invalid, prop.error_message = True, "no model is registered"
+        return types.Property(inputs, view=types.View(label="Unregister a CAM model"))
+
+    def execute(self, ctx):
+        return {"name": ctx.params["name"], "removed": model_factories.unregister(ctx.params["name"])}

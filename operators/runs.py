@@ -1,0 +1,184 @@
+"""Run management: list the CAM runs of a dataset, show one, delete one."""
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import appearance
+
+
+def run_keys(dataset):
+    """The CAM runs of a dataset (other run types left out)."""
+    import cam_core
+
+    return cam_core.list_cam_runs(dataset)
+
+
+def run_info(dataset, key):
+    """A run's settings and outcome as JSON.
+
+    Returns:
+        a dict with ``run_key``, ``timestamp``, the config's settings
+        (``model``, ``layers``, ``methods``, ``target``, ``storage``,
+        ``output_dir``, ``fields``, ...; the class list as ``num_classes``)
+        and, once the run has finished, ``num_samples``, ``num_skipped``,
+        ``skipped`` and ``seconds``
+    """
+    info = dataset.get_run_info(key)
+    config = info.config.serialize()
+    classes = config.pop("classes", None)
+    config.pop("cls", None)
+    out = {"run_key": key, "timestamp": info.timestamp.isoformat() if info.timestamp else None}
+    out.update(config)
+    out["num_classes"] = len(classes) if classes is not None else None
+    try:
+        results = dataset.load_run_results(key, cache=False)
+    except Exception:  # a run still going, or one that failed before its results
+        results = None
+    if results is not None:
+        out.update(
+            num_samples=results.num_samples,
+            num_skipped=results.num_skipped,
+            skipped=list(results.skipped),
+            seconds=getattr(results, "seconds", None),
+        )
+    return out
+
+
+def _run_key_input(ctx, inputs, label):
+    keys = run_keys(ctx.dataset)
+    dropdown = types.DropdownView()
+    for key in keys:
+        dropdown.add_choice(key, label=key)
+    prop = inputs.enum("run_key", keys, required=True, label=label, view=dropdown)
+    if not keys:
+        prop.invalid = True
+        prop.error_message = "this dataset has no CAM run"
+        return None
+    key = ctx.params.get("run_key")
+    if key is not None and key not in keys:
+        prop.invalid = True
+        prop.error_message = f"'{key}' is not a CAM run of this dataset; CAM runs: {', '.join(keys)}"
+        return None
+    return key
+
+
+class ListCamRuns(foo.Operator):
+    """Lists the CAM runs of a dataset with their settings.
+
+    From Python: ``foo.get_operator("@fiftyone-cam/cam/list_cam_runs")(dataset)``
+    returns a list of :func:`run_info` dicts.
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="list_cam_runs",
+            label="List CAM runs",
+            description="The class activation map runs of this dataset and their settings",
+            view_target=False,
+        )
+
+    def __call__(self, dataset):
+        result = foo.execute_operator(self.uri, ctx={"dataset": dataset._root_dataset})
+        return result.result["runs"]
+
+    def execute(self, ctx):
+        runs = []
+        for key in run_keys(ctx.dataset):
+            info = run_info(ctx.dataset, key)
+            runs.append(info)
+        return {"runs": runs}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        table = types.TableView()
+        for key, label in [
+            ("run_key", "Run key"), ("model", "Model"), ("methods", "Methods"), ("layers", "Layers"),
+            ("target", "Target"), ("num_samples", "Samples"), ("num_skipped", "Skipped"), ("timestamp", "When"),
+        ]:
+            table.add_column(key, label=label)
+        outputs.list("runs", types.Object(), label="CAM runs", view=table)
+        return types.Property(outputs)
+
+
+class GetCamRun(foo.Operator):
+    """Shows one CAM run: its settings, fields and outcome.
+
+    From Python: ``foo.get_operator("@fiftyone-cam/cam/get_cam_run")(dataset, "cam")``
+    returns the :func:`run_info` dict.
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="get_cam_run",
+            label="Show a CAM run",
+            description="Settings, fields and outcome of one class activation map run",
+            dynamic=True,
+            view_target=False,
+        )
+
+    def __call__(self, dataset, run_key):
+        result = foo.execute_operator(self.uri, ctx={"dataset": dataset._root_dataset}, params={"run_key": run_key})
+        return result.result["run"]
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        _run_key_input(ctx, inputs, "Run")
+        return types.Property(inputs, view=types.View(label="Show a CAM run"))
+
+    def execute(self, ctx):
+        return {"run": run_info(ctx.dataset, ctx.params["run_key"])}
+
+    def resolve_output(self, ctx):
+        outputs = types.Object()
+        outputs.obj("run", label="CAM run", view=types.JSONView())
+        return types.Property(outputs)
+
+
+class DeleteCamRun(foo.Operator):
+    """Deletes a CAM run: its heatmap fields, their PNG files, and its sidebar group.
+
+    From Python: ``foo.get_operator("@fiftyone-cam/cam/delete_cam_run")(dataset, "cam")``
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="delete_cam_run",
+            label="Delete a CAM run",
+            description="Deletes a run's heatmap fields and map files",
+            dynamic=True,
+            view_target=False,
+        )
+
+    def __call__(self, dataset, run_key):
+        result = foo.execute_operator(self.uri, ctx={"dataset": dataset._root_dataset}, params={"run_key": run_key})
+        return result.result
+
+    def resolve_input(self, ctx):
+        inputs = types.Object()
+        key = _run_key_input(ctx, inputs, "Run to delete")
+        if key:
+            config = ctx.dataset.get_run_info(key).config
+            fields = list(getattr(config, "fields", {}) or {})
+            where = f"and the PNG files under {config.output_dir}" if getattr(config, "storage", None) == "png" else ""
+            inputs.view("deleted", types.Warning(
+                label=f"Deletes {len(fields)} field(s) {where}",
+                description=", ".join(fields),
+            ))
+        return types.Property(inputs, view=types.View(label="Delete a CAM run"))
+
+    def execute(self, ctx):
+        key = ctx.params["run_key"]
+        dataset = ctx.dataset
+        config = dataset.get_run_info(key).config
+        fields = list(getattr(config, "fields", {}) or {})
+        dataset.delete_run(key)  # the run's cleanup removes its Heatmap fields and files
+        # the agreement field is not among the run's fields: removed here
+        agreement = getattr(config, "agreement_field", None)
+        if agreement and agreement in dataset.get_field_schema():
+            dataset.delete_sample_field(agreement)
+        appearance.forget_run(dataset, key, fields)
+        if not ctx.delegated:
+            ctx.ops.reload_dataset()
+        return {"run_key": key, "deleted_fields": fields}
