@@ -1,0 +1,394 @@
+"""The plugin's operators, called the way Python users, the App and delegated workers call them.
+
+A private mongod (conftest), the real ResNet-18 architecture with random
+weights (64 px inputs), real photographs written as files. Delegated runs are
+executed by a ``fiftyone delegated launch`` process that knows the model only
+through its registration in the database.
+"""
+import asyncio
+import http.server
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import zipfile
+
+import numpy as np
+import pytest
+import yaml
+
+import fiftyone as fo
+import fiftyone.operators as foo
+from fiftyone.operators.executor import ExecutionContext, ExecutionError, Executor
+
+import cam_core
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+PLUGIN = "@fiftyone-cam/cam"
+CLASSES = ["astronaut", "cat", "coffee", "rocket"]
+PHOTOS = {"astronaut": "astronaut", "chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
+
+
+def tiny_resnet():
+    """The factory registered for the App and the workers (``test_operators:tiny_resnet``):
+    ResNet-18 with random weights, 4 classes, 64 px inputs."""
+    import torch
+    import torchvision
+    from torchvision import transforms as T
+
+    torch.manual_seed(0)
+    module = torchvision.models.resnet18(weights=None, num_classes=len(CLASSES)).eval()
+    transforms = T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
+    return cam_core.CamModel(module, transforms, list(CLASSES))
+
+
+def uri(name):
+    return f"{PLUGIN}/{name}"
+
+
+def plugin_env(plugins_dir):
+    """The environment of a process that must see this session's database,
+    the plugin and the factory module."""
+    env = dict(os.environ)
+    env["FIFTYONE_PLUGINS_DIR"] = plugins_dir
+    env["PYTHONPATH"] = os.pathsep.join([TESTS] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+@pytest.fixture(scope="module")
+def plugins_dir():
+    """A plugins directory holding this repository (as a symlink)."""
+    folder = tempfile.mkdtemp(prefix="cam-plugins-")
+    os.symlink(REPO, os.path.join(folder, "fiftyone-cam"))
+    old_env, old_config = os.environ.get("FIFTYONE_PLUGINS_DIR"), fo.config.plugins_dir
+    os.environ["FIFTYONE_PLUGINS_DIR"] = folder
+    fo.config.plugins_dir = folder
+    yield folder
+    fo.config.plugins_dir = old_config
+    if old_env is None:
+        os.environ.pop("FIFTYONE_PLUGINS_DIR", None)
+    else:
+        os.environ["FIFTYONE_PLUGINS_DIR"] = old_env
+
+
+@pytest.fixture(scope="module")
+def registered(plugins_dir):
+    """``tiny-resnet`` registered through the operator, as a factory in the database."""
+    out = foo.get_operator(uri("register_cam_model"))("tiny-resnet", "test_operators:tiny_resnet", overwrite=True)
+    yield out
+    foo.get_operator(uri("unregister_cam_model"))("tiny-resnet")
+
+
+@pytest.fixture
+def photos(dataset, image_dir):
+    """Four photos with a Classification ``ground_truth`` and a Detections ``objects`` field."""
+    samples = []
+    for name, label in PHOTOS.items():
+        s = fo.Sample(filepath=image_dir[name], ground_truth=fo.Classification(label=label))
+        s["objects"] = fo.Detections(detections=[fo.Detection(label=label, bounding_box=[0.2, 0.2, 0.5, 0.5])])
+        samples.append(s)
+    dataset.add_samples(samples)
+    return dataset
+
+
+def compute(collection, **kwargs):
+    kwargs.setdefault("layers", ["layer3", "layer4"])
+    return foo.get_operator(uri("compute_cams"))(collection, "tiny-resnet", **kwargs)
+
+
+def test_plugin_registers_every_listed_operator_without_errors(plugins_dir):
+    registry = foo.OperatorRegistry()
+    assert registry.list_errors() == []
+    with open(os.path.join(REPO, "fiftyone.yml")) as f:
+        listed = yaml.safe_load(f)["operators"]
+    found = {op.uri for op in registry.list_operators()}
+    assert {uri(name) for name in listed} <= found
+    assert uri("compute_cams") in found and uri("delete_cam_run") in found
+
+
+def test_immediate_run_stores_what_compute_cams_stores(photos, registered):
+    res = compute(photos, methods=["gradcam", "gradcam++"], target="field:ground_truth",
+                  run_key="app", storage="inline")
+    assert (res.num_samples, res.num_skipped) == (4, 0)
+    engine = cam_core.compute_cams(photos, tiny_resnet(), layers=["layer3", "layer4"],
+                                   methods=["gradcam", "gradcam++"], target="field:ground_truth",
+                                   run_key="py", storage="inline")
+    assert sorted(f[len("app"):] for f in res.fields) == sorted(f[len("py"):] for f in engine.fields)
+    peaks = []
+    for field in res.fields:
+        twin = "py" + field[len("app"):]
+        for ours, theirs in zip(photos.values(field), photos.values(twin)):
+            assert ours.map.shape == theirs.map.shape
+            assert np.array_equal(ours.map, theirs.map)
+            assert ours.target_label == theirs.target_label
+            peaks.append(ours.map.max())
+    assert sum(p > 0 for p in peaks) >= len(peaks) // 2  # maps, not blanks
+    assert photos.values(f"{res.fields[0]}.target_label") == photos.values("ground_truth.label")
+
+    config = photos.get_run_info("app").config
+    assert config.model == "tiny-resnet"
+    assert config.model_kwargs["factory"] == "test_operators:tiny_resnet"
+
+    # the App shows the run's maps together, drawn with a colorscale
+    groups = {g.name: g.paths for g in photos.app_config.sidebar_groups}
+    assert groups["cam: app"] == res.fields
+    scheme = photos.app_config.color_scheme
+    assert scheme.color_by == "value"
+    assert {s["path"] for s in scheme.colorscales} >= set(res.fields)
+
+
+def test_execute_operator_on_a_view_and_on_selected_samples(photos, registered):
+    base = {"model_source": "registered", "model": "tiny-resnet", "methods": ["eigencam"]}
+    foo.execute_operator(uri("compute_cams"), ctx={"view": photos.skip(2), "params": dict(base, run_key="v")})
+    assert sorted(photos.exists("v_eigencam_layer4").values("id")) == sorted(photos.skip(2).values("id"))
+
+    chosen = [photos.first().id]
+    foo.execute_operator(
+        uri("compute_cams"),
+        ctx={"dataset": photos, "selected": chosen, "params": dict(base, run_key="s", view_target="SELECTED_SAMPLES")},
+    )
+    assert photos.exists("s_eigencam_layer4").values("id") == chosen
+    # layers=None in a Python call: the model's suggested layer
+    assert photos.get_run_info("s").config.layers == ["layer4"]
+
+
+def test_immediate_run_streams_progress_then_reloads_and_says_what_was_skipped(photos, registered, image_dir):
+    photos.add_sample(fo.Sample(filepath=image_dir["missing"]))
+    photos.add_sample(fo.Sample(filepath=image_dir["notanimage"]))
+    op = foo.OperatorRegistry().get_operator(uri("compute_cams"))
+    params = {"model_source": "registered", "model": "tiny-resnet", "methods": ["gradcam"], "run_key": "stream",
+              "batch_size": 2}
+    ctx = ExecutionContext(request_params={"dataset_name": photos.name, "params": params}, executor=Executor())
+    messages = [m.body for m in op.execute(ctx)]
+    names = [m.operator_uri for m in messages]
+    progress = [m.params["progress"] for m in messages if m.operator_uri == "set_progress"]
+    assert progress[0] == 0.0 and progress[-1] == 1.0 and len(progress) >= 4
+    assert progress == sorted(progress)
+    assert names[-2:] == ["reload_dataset", "notify"]
+    note = messages[-1].params
+    assert note["variant"] == "warning"
+    assert note["message"] == (
+        "CAM run 'stream': 4 sample(s) got 1 map(s) each; 2 skipped (1 file not found, 1 cannot read image)"
+    )
+
+
+def test_delegated_run_is_executed_by_a_worker_process(photos, registered, plugins_dir):
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    photos.persistent = True  # the worker is another process
+    queued = compute(photos, methods=["gradcam", "eigencam"], run_key="queued", delegate=True)
+    op_id = queued.result["id"]
+    assert "queued" not in photos.list_runs()
+    assert "queued_gradcam_layer4" not in photos.get_field_schema()
+
+    dos = DelegatedOperationService()
+    assert dos.get(op_id).run_state == ExecutionRunState.QUEUED
+    fiftyone_cli = os.path.join(os.path.dirname(sys.executable), "fiftyone")
+    log = tempfile.NamedTemporaryFile(prefix="cam-worker-", suffix=".log", delete=False)
+    worker = subprocess.Popen([fiftyone_cli, "delegated", "launch"], env=plugin_env(plugins_dir),
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:
+            doc = dos.get(op_id)
+            if doc.run_state in (ExecutionRunState.COMPLETED, ExecutionRunState.FAILED):
+                break
+            assert worker.poll() is None, open(log.name).read()
+            time.sleep(1)
+    finally:
+        worker.send_signal(signal.SIGINT)  # the worker's own way out (KeyboardInterrupt)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    doc = dos.get(op_id)
+    assert doc.run_state == ExecutionRunState.COMPLETED, (doc.result and doc.result.error, open(log.name).read())
+    assert doc.status.progress == 1.0 and doc.status.label == "4 / 4 samples"
+    summary = doc.result.result
+    assert summary["num_samples"] == 4 and summary["num_skipped"] == 0
+    assert summary["fields"] == ["queued_gradcam_layer3", "queued_gradcam_layer4",
+                                 "queued_eigencam_layer3", "queued_eigencam_layer4"]
+
+    photos.reload()
+    assert photos.get_run_info("queued").config.model == "tiny-resnet"
+    for field in summary["fields"]:
+        maps = photos.values(field)
+        assert all(m is not None and os.path.isfile(m.map_path) for m in maps)
+    assert "cam: queued" in [g.name for g in photos.app_config.sidebar_groups]
+
+
+def _form(dataset, params):
+    """The compute_cams form as the App receives it for these parameters."""
+    from fiftyone.operators.executor import resolve_type
+
+    request = {"dataset_name": dataset.name, "params": params, "target": "inputs"}
+    prop = asyncio.run(resolve_type(foo.OperatorRegistry(), uri("compute_cams"), request))
+    return prop.type.properties
+
+
+@pytest.mark.parametrize(
+    "bad, field, message",
+    [
+        ({"run_key": "bad key!"}, "run_key", "'bad key!' is not a valid run key"),
+        ({"layers": []}, "layers", "choose at least one layer (suggested: layer4)"),
+        ({"layers": ["layer9"]}, "layers", "not an explainable layer of this model: layer9; closest: layer"),
+        ({"methods": []}, "methods", "choose at least one method"),
+        ({"target": "label_field", "label_field": "objects"}, "label_field",
+         "'objects' holds Detections labels; a classifier needs a Classification field: ground_truth"),
+        ({"target": "class", "target_class": "dog"}, "target_class", "'dog' is not a class of this model"),
+    ],
+)
+def test_the_form_refuses_bad_input_before_execution(photos, registered, bad, field, message):
+    params = {"model_source": "registered", "model": "tiny-resnet", "methods": ["gradcam"], "run_key": "ok"}
+    params.update(bad)
+    props = _form(photos, params)
+    invalid = {n: p.error_message for n, p in props.items() if p.invalid}
+    assert list(invalid) == [field]
+    assert invalid[field].startswith(message)
+    with pytest.raises(ExecutionError, match=f"Path: {field}"):
+        foo.execute_operator(uri("compute_cams"), ctx={"dataset": photos, "params": params})
+    assert photos.list_runs() == []
+    assert not [f for f in photos.get_field_schema() if f.startswith("ok_")]
+
+
+def test_the_form_offers_only_matching_fields_and_existing_runs(photos, registered):
+    props = _form(photos, {"model_source": "registered", "model": "tiny-resnet", "target": "label_field"})
+    assert [c.value for c in props["label_field"].view.choices] == ["ground_truth"]
+    layers = props["layers"]
+    assert layers.default == ["layer4"]
+    assert "layer3" in [c.value for c in layers.view.choices] and "fc" not in [c.value for c in layers.view.choices]
+    labels = {c.value: c.label for c in props["methods"].view.choices}
+    assert "costly" in labels["scorecam"] and "costly" in labels["ablationcam"] and "costly" not in labels["gradcam"]
+    assert props["device"].view.values() == (["cpu", "cuda"] if __import__("torch").cuda.is_available() else ["cpu"])
+
+    compute(photos, methods=["gradcam"], run_key="cam")
+    props = _form(photos, {"model_source": "registered", "model": "tiny-resnet", "run_key": "cam"})
+    assert props["run_key"].invalid and "already exists" in props["run_key"].error_message
+    assert props["existing_run"].view.values() == ["overwrite", "continue"]
+    props = _form(photos, {"model_source": "registered", "model": "tiny-resnet", "run_key": "cam",
+                           "existing_run": "overwrite"})
+    assert not [n for n, p in props.items() if p.invalid]
+    # a new form proposes a free key
+    assert _form(photos, {"model_source": "registered", "model": "tiny-resnet"})["run_key"].default == "cam_2"
+
+
+def test_overwrite_and_run_management(photos, registered):
+    compute(photos, methods=["gradcam", "eigencam"], run_key="m")
+    with pytest.raises(ExecutionError, match="already exists"):
+        compute(photos, methods=["gradcam"], run_key="m")
+    res = compute(photos, methods=["gradcam", "eigencam"], run_key="m", overwrite=True)
+    files = [m.map_path for f in res.fields for m in photos.values(f)]
+    assert len(files) == 16 and all(os.path.isfile(p) for p in files)
+
+    runs = foo.get_operator(uri("list_cam_runs"))(photos)
+    assert [r["run_key"] for r in runs] == ["m"]
+    assert runs[0]["methods"] == ["gradcam", "eigencam"] and runs[0]["layers"] == ["layer3", "layer4"]
+    assert runs[0]["num_samples"] == 4 and runs[0]["model"] == "tiny-resnet"
+
+    info = foo.get_operator(uri("get_cam_run"))(photos, "m")
+    assert sorted(info["fields"]) == sorted(res.fields) and info["storage"] == "png"
+    assert info["num_classes"] == 4 and info["num_skipped"] == 0
+
+    out = foo.get_operator(uri("delete_cam_run"))(photos, "m")
+    assert out["run_key"] == "m"
+    schema = photos.get_field_schema()
+    assert not [f for f in schema if f.startswith("m_")]
+    assert not any(os.path.exists(p) for p in files)
+    assert photos.list_runs() == []
+    assert "cam: m" not in [g.name for g in photos.app_config.sidebar_groups]
+    assert not [s for s in photos.app_config.color_scheme.colorscales if s["path"].startswith("m_")]
+
+
+def test_library_model_with_random_weights(photos, plugins_dir):
+    op = foo.get_operator(uri("compute_cams"))
+    res = op(photos.limit(1), "torchvision:resnet18", pretrained=False, methods=["eigencam"], run_key="tv")
+    assert res.num_samples == 1
+    config = photos.get_run_info("tv").config
+    assert config.model == "torchvision:resnet18" and config.model_kwargs == {"weights": None}
+    assert config.layers == ["layer4"]
+
+
+def test_registration_refuses_what_workers_could_not_build(plugins_dir):
+    op = foo.get_operator(uri("register_cam_model"))
+    with pytest.raises(ExecutionError, match="cannot import module 'no_such_module'"):
+        op("broken", "no_such_module:build")
+    with pytest.raises(ExecutionError, match="has no attribute 'nothing'"):
+        op("broken", "test_operators:nothing")
+    with pytest.raises(ExecutionError, match="':' marks library models"):
+        op("torchvision:resnet18", "test_operators:tiny_resnet")
+    from fiftyone.operators.store import ExecutionStore
+
+    assert not ExecutionStore.create("fiftyone_cam_models").has("broken")
+    out = op("tiny-again", "test_operators:tiny_resnet")
+    assert out["suggested"] == ["layer4"] and not out["segmenter"]
+    with pytest.raises(ExecutionError, match="already registered"):
+        op("tiny-again", "test_operators:tiny_resnet")
+    assert foo.get_operator(uri("unregister_cam_model"))("tiny-again")["removed"] is True
+
+
+def _plugin_archive(folder):
+    """The plugin as GitHub serves a repository archive: one top folder."""
+    path = os.path.join(folder, "fiftyone-cam-main.zip")
+    with zipfile.ZipFile(path, "w") as z:
+        for top in ["fiftyone.yml", "__init__.py", "requirements.txt", "README.md", "operators", "cam_core"]:
+            full = os.path.join(REPO, top)
+            walk = [(full, [], [])] if os.path.isfile(full) else os.walk(full)
+            for root, dirs, files in walk:
+                dirs[:] = [d for d in dirs if d != "__pycache__"]
+                for name in files or [None]:
+                    src = root if name is None else os.path.join(root, name)
+                    if os.path.isfile(src):
+                        z.write(src, os.path.join("fiftyone-cam-main", os.path.relpath(src, REPO)))
+    return path
+
+
+def test_plugin_installs_with_fiftyone_plugins_download(photos, registered):
+    """``fiftyone plugins download`` of an archive; the installed copy works in a
+    process where cam_core is not pip-installed (the plugin finds its own)."""
+    served = tempfile.mkdtemp(prefix="cam-archive-")
+    _plugin_archive(served)
+    handler = lambda *a, **kw: http.server.SimpleHTTPRequestHandler(*a, directory=served, **kw)  # noqa: E731
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    installed = tempfile.mkdtemp(prefix="cam-installed-")
+    env = plugin_env(installed)
+    cli = os.path.join(os.path.dirname(sys.executable), "fiftyone")
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/fiftyone-cam-main.zip"
+        out = subprocess.run([cli, "plugins", "download", url], env=env, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, out.stderr
+    finally:
+        server.shutdown()
+        server.server_close()
+    copies = [root for root, _, files in os.walk(installed) if "fiftyone.yml" in files]
+    assert len(copies) == 1 and os.path.isfile(os.path.join(copies[0], "cam_core", "compute.py"))
+    reqs = subprocess.run([cli, "plugins", "requirements", PLUGIN, "--print"], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert reqs.returncode == 0 and "grad-cam" in reqs.stdout, reqs.stdout + reqs.stderr
+
+    photos.persistent = True
+    script = f"""
+import sys
+# as if cam_core had never been pip-installed: drop the editable install's finder
+sys.meta_path = [f for f in sys.meta_path if "editable" not in type(f).__module__ and "editable" not in getattr(f, "__module__", "")]
+import importlib.util
+assert importlib.util.find_spec("cam_core") is None
+import fiftyone as fo, fiftyone.operators as foo
+assert foo.OperatorRegistry().list_errors() == []
+ds = fo.load_dataset({photos.name!r})
+res = foo.get_operator("{uri('compute_cams')}")(ds.limit(1), "tiny-resnet", methods=["eigencam"], run_key="installed")
+import cam_core
+print(res.num_samples, cam_core.__file__)
+"""
+    # run from elsewhere: the current directory would put this checkout's cam_core on sys.path
+    run = subprocess.run([sys.executable, "-c", script], env=env, cwd=installed, capture_output=True, text=True,
+                         timeout=240)
+    assert run.returncode == 0, run.stderr[-3000:]
+    count, where = run.stdout.strip().splitlines()[-1].split(" ", 1)
+    assert count == "1" and where.startswith(os.path.realpath(installed))
