@@ -237,7 +237,6 @@ class _Plan:
 
     def config(self):
         import fiftyone as fo
-        import pytorch_grad_cam  # noqa: F401  (version below)
         from importlib.metadata import version
 
         def v(name):

@@ -26,24 +26,29 @@ class CamRun(fors.Run):
     """Cleans up a CAM run: its Heatmap fields and their PNG files."""
 
     def get_fields(self, samples, key):
-        return list(getattr(self.config, "fields", {}) or {})
+        """The run's Heatmap fields and its agreement field."""
+        agreement = getattr(self.config, "agreement_field", None)
+        return list(getattr(self.config, "fields", {}) or {}) + ([agreement] if agreement else [])
 
     def cleanup(self, samples, key):
         dataset = samples._root_dataset
         schema = dataset.get_field_schema()
+        heatmaps = set(getattr(self.config, "fields", {}) or {})
         for field in self.get_fields(samples, key):
             if field not in schema:
                 continue
-            remove_map_files(dataset.values(f"{field}.map_path"))
+            if field in heatmaps:
+                remove_map_files(dataset.values(f"{field}.map_path"))
             dataset.delete_sample_field(field)
 
     def rename(self, samples, key, new_key):
         dataset = samples._root_dataset
-        fields = self.get_fields(samples, key)
-        renamed = {f: new_key + f[len(key) :] for f in fields if f.startswith(key + "_")}
+        renamed = {f: new_key + f[len(key) :] for f in self.get_fields(samples, key) if f.startswith(key + "_")}
         present = dataset.get_field_schema()
         dataset.rename_sample_fields({f: n for f, n in renamed.items() if f in present})
         self.config.fields = {renamed.get(f, f): v for f, v in self.config.fields.items()}
+        if getattr(self.config, "agreement_field", None):
+            self.config.agreement_field = renamed.get(self.config.agreement_field)
         fors.Run.update_run_config(samples, key, self.config)
 
 

@@ -204,10 +204,11 @@ def test_fields_of_others_are_never_overwritten(dataset, image_dir):
 def test_delete_run_from_a_fresh_process(dataset, image_dir, tmp_path):
     add(dataset, image_dir, ["astronaut", "coffee"])
     dataset.persistent = True
-    cam_core.compute_cams(dataset, models.resnet18(), methods=["gradcam", "fullgrad"], transforms=small(),
+    cam_core.compute_cams(dataset, models.resnet18(), methods=["gradcam", "layercam", "fullgrad"], transforms=small(),
                           output_dir=str(tmp_path / "maps"))
     files = dataset.values("cam_gradcam_layer4.map_path") + dataset.values("cam_fullgrad.map_path")
     assert len(files) == 4 and all(os.path.isfile(f) for f in files)
+    assert dataset.count("cam_agreement") == 2
     code = (
         "import fiftyone as fo; ds = fo.load_dataset(%r); "
         "print(type(ds.get_run_info('cam').config).__module__); ds.delete_run('cam')" % dataset.name
@@ -217,7 +218,7 @@ def test_delete_run_from_a_fresh_process(dataset, image_dir, tmp_path):
     assert out.stdout.strip() == "cam_core.runs"
     dataset.reload()
     assert dataset.list_runs() == []
-    assert not {"cam_gradcam_layer4", "cam_fullgrad"} & set(dataset.get_field_schema())
+    assert not {"cam_gradcam_layer4", "cam_layercam_layer4", "cam_fullgrad", "cam_agreement"} & set(dataset.get_field_schema())
     assert not any(os.path.exists(f) for f in files) and not os.path.exists(tmp_path / "maps")
 
 
@@ -306,3 +307,16 @@ def test_dataloader_workers_with_a_torchvision_preset(dataset, image_dir):
     # the whole image at the scale the model saw: resized to a short side of 256, the 224 crop inside
     assert arr.shape == (256, int(256 * w / h))
     assert arr[:, :16].max() == 0 and arr[:, -16:].max() == 0  # outside the crop
+
+
+def test_rename_run_renames_its_fields(dataset, image_dir):
+    add(dataset, image_dir, ["astronaut"])
+    cam_core.compute_cams(dataset, models.resnet18(), methods=["gradcam", "layercam"], transforms=small())
+    dataset.rename_run("cam", "first")
+    schema = dataset.get_field_schema()
+    assert {"first_gradcam_layer4", "first_layercam_layer4", "first_agreement"} <= set(schema)
+    assert not {"cam_gradcam_layer4", "cam_agreement"} & set(schema)
+    config = dataset.get_run_info("first").config
+    assert set(config.fields) == {"first_gradcam_layer4", "first_layercam_layer4"} and config.agreement_field == "first_agreement"
+    dataset.delete_run("first")
+    assert not [f for f in dataset.get_field_schema() if f.startswith("first_")]
