@@ -218,5 +218,9 @@ def _stream(ctx, job):
         else:
             break
     yield ctx.ops.reload_dataset()
+    if value["fields"]:
+        # show the run's first map: new label fields are not shown until ticked
+        active = [f for f in (ctx.active_fields or []) if isinstance(f, str)]
+        yield ctx.ops.set_active_fields(fields=active + [f for f in value["fields"][:1] if f not in active])
     variant = "success" if not value["num_skipped"] else "warning"
     yield ctx.ops.notify(value["message"], variant=variant)

@@ -115,7 +115,8 @@ def _model(ctx, inputs):
             "timm": "timm.create_model names",
             "zoo": "FiftyOne zoo models for classification or segmentation (Torch)",
         }[source]
-    prop = inputs.enum("model", choices, default=default, required=True, label="Model name",
+    # not `required`: the App validates a new form before it fills in defaults
+    prop = inputs.enum("model", choices, default=default, required=default is None, label="Model name",
                        description=description, view=view)
     if source == "registered" and not choices:
         _invalid(prop, "no model is registered: register one with the register_cam_model operator, or choose another source")
@@ -327,12 +328,12 @@ def _run_key(ctx, inputs, view, s):
         default = f"{DEFAULTS['run_key']}_{i}"
         i += 1
     prop = inputs.str(
-        "run_key", default=default, required=True, label="Run key",
-        description="Names the run and prefixes its fields: {run_key}_{method}_{layer}",
+        "run_key", default=default, label="Run key",
+        description="Names the run and prefixes its fields: `{run_key}_{method}_{layer}`",
     )
     key = ctx.params.get("run_key", default)
     if not key:
-        return False
+        return _invalid(prop, f"a run needs a key, e.g. '{default}'")
     if not isinstance(key, str) or not key.isidentifier():
         return _invalid(prop, f"'{key}' is not a valid run key: use letters, digits and underscores, not starting with a digit")
 

@@ -161,6 +161,8 @@ class DeleteCamRun(foo.Operator):
         if key:
             config = ctx.dataset.get_run_info(key).config
             fields = list(getattr(config, "fields", {}) or {})
+            if getattr(config, "agreement_field", None):
+                fields.append(config.agreement_field)
             where = f"and the PNG files under {config.output_dir}" if getattr(config, "storage", None) == "png" else ""
             inputs.view("deleted", types.Warning(
                 label=f"Deletes {len(fields)} field(s) {where}",
@@ -173,12 +175,10 @@ class DeleteCamRun(foo.Operator):
         dataset = ctx.dataset
         config = dataset.get_run_info(key).config
         fields = list(getattr(config, "fields", {}) or {})
-        dataset.delete_run(key)  # the run's cleanup removes its Heatmap fields and files
-        # the agreement field is not among the run's fields: removed here
-        agreement = getattr(config, "agreement_field", None)
-        if agreement and agreement in dataset.get_field_schema():
-            dataset.delete_sample_field(agreement)
-        appearance.forget_run(dataset, key, fields)
+        if getattr(config, "agreement_field", None):
+            fields.append(config.agreement_field)
+        dataset.delete_run(key)  # the run's cleanup removes these fields and the map files
+        appearance.forget_run(dataset, key)
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         return {"run_key": key, "deleted_fields": fields}

@@ -133,12 +133,11 @@ def test_immediate_run_stores_what_compute_cams_stores(photos, registered):
     assert config.model == "tiny-resnet"
     assert config.model_kwargs["factory"] == "test_operators:tiny_resnet"
 
-    # the App shows the run's maps together, drawn with a colorscale
+    # the App shows the run's maps together, coloured by value
     groups = {g.name: g.paths for g in photos.app_config.sidebar_groups}
     assert groups["cam: app"] == res.fields
-    scheme = photos.app_config.color_scheme
-    assert scheme.color_by == "value"
-    assert {s["path"] for s in scheme.colorscales} >= set(res.fields)
+    assert not [f for g, paths in groups.items() if g != "cam: app" for f in paths if f in res.fields]
+    assert photos.app_config.color_scheme.color_by == "value"
 
 
 def test_execute_operator_on_a_view_and_on_selected_samples(photos, registered):
@@ -168,7 +167,8 @@ def test_immediate_run_streams_progress_then_reloads_and_says_what_was_skipped(p
     progress = [m.params["progress"] for m in messages if m.operator_uri == "set_progress"]
     assert progress[0] == 0.0 and progress[-1] == 1.0 and len(progress) >= 4
     assert progress == sorted(progress)
-    assert names[-2:] == ["reload_dataset", "notify"]
+    assert names[-3:] == ["reload_dataset", "set_active_fields", "notify"]
+    assert messages[-2].params["fields"] == ["stream_gradcam_layer4"]
     note = messages[-1].params
     assert note["variant"] == "warning"
     assert note["message"] == (
@@ -302,7 +302,7 @@ def test_overwrite_and_run_management(photos, registered):
     assert not any(os.path.exists(p) for p in files)
     assert photos.list_runs() == []
     assert "cam: m" not in [g.name for g in photos.app_config.sidebar_groups]
-    assert not [s for s in photos.app_config.color_scheme.colorscales if s["path"].startswith("m_")]
+    assert out["deleted_fields"] == res.fields + ["m_agreement"]
 
 
 def test_library_model_with_random_weights(photos, plugins_dir):
