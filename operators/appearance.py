@@ -14,30 +14,42 @@ def group_name(run_key):
     return f"cam: {run_key}"
 
 
-def show_run(dataset, run_key, fields):
-    """Puts a run's heatmap fields in their own sidebar group and colours
-    the dataset's labels by value.
+def show_run(dataset, run_key, fields, agreement_field=None):
+    """Puts a run's fields in their own sidebar group, makes their scores
+    filterable, and colours the dataset's labels by value.
 
-    The group goes after the other CAM runs' groups (or after ``labels``).
+    The group goes after the other CAM runs' groups (or after ``labels``) and
+    holds the heatmap fields, then the agreement values.
 
     Args:
         dataset: the ``fo.Dataset``
         run_key: the run
         fields: its heatmap fields, in display order
+        agreement_field (None): its agreement field, if any
     """
     import fiftyone as fo
+
+    # the maps' scores (target_label, peak, centroid_x, ...) and the agreement
+    # values are stored as dynamic attributes: declared, they become sidebar filters
+    parents = list(fields) + ([agreement_field] if agreement_field else [])
+    dataset.add_dynamic_sample_fields(fields=parents)
+    paths = list(fields)
+    if agreement_field:
+        prefix = agreement_field + "."
+        paths += sorted(p for p in dataset.get_field_schema(flat=True) if p.startswith(prefix))
 
     config = dataset.app_config
     groups = config.sidebar_groups or fo.DatasetAppConfig.default_sidebar_groups(dataset)
     name = group_name(run_key)
-    groups = [g for g in groups if g.name != name]
+    # an embedded document gets a default group of its own: the run's group replaces it
+    groups = [g for g in groups if g.name not in (name, agreement_field)]
     for g in groups:
-        g.paths = [p for p in g.paths if p not in fields]
+        g.paths = [p for p in g.paths if p not in paths]
     at = len(groups)
     for i, g in enumerate(groups):
         if g.name == "labels" or g.name.startswith(group_name("")):
             at = i + 1
-    groups.insert(at, fo.SidebarGroupDocument(name=name, paths=list(fields), expanded=True))
+    groups.insert(at, fo.SidebarGroupDocument(name=name, paths=paths, expanded=True))
     config.sidebar_groups = groups
 
     scheme = config.color_scheme or fo.ColorScheme()

@@ -160,7 +160,8 @@ class _Job:
         with self.facts.lock:
             results = cam_core.compute_cams(self.view, progress=progress, **self.kwargs)
         key = self.kwargs["run_key"]
-        appearance.show_run(self.dataset, key, list(results.fields))
+        agreement = getattr(self.dataset.get_run_info(key).config, "agreement_field", None)
+        appearance.show_run(self.dataset, key, list(results.fields), agreement)
         return summary(key, results)
 
 
@@ -218,6 +219,9 @@ def _stream(ctx, job):
         else:
             break
     yield ctx.ops.reload_dataset()
+    # the open App keeps the colour scheme it loaded; the dataset's new one
+    # (colour by value) applies to later sessions, this to the current one
+    yield ctx.trigger("set_color_scheme", {"color_by": "value"})
     if value["fields"]:
         # show the run's first map: new label fields are not shown until ticked
         active = [f for f in (ctx.active_fields or []) if isinstance(f, str)]

@@ -133,9 +133,16 @@ def test_immediate_run_stores_what_compute_cams_stores(photos, registered):
     assert config.model == "tiny-resnet"
     assert config.model_kwargs["factory"] == "test_operators:tiny_resnet"
 
-    # the App shows the run's maps together, coloured by value
+    # the App shows the run's maps together (then their agreement), coloured
+    # by value, with their scores declared (sidebar filters)
     groups = {g.name: g.paths for g in photos.app_config.sidebar_groups}
-    assert groups["cam: app"] == res.fields
+    assert groups["cam: app"] == res.fields + [
+        "app_agreement.layers_gradcam", "app_agreement.layers_gradcamplusplus",
+        "app_agreement.methods_layer3", "app_agreement.methods_layer4",
+    ]
+    assert "app_agreement" not in groups
+    schema = photos.get_field_schema(flat=True)
+    assert {f"{res.fields[0]}.{a}" for a in ("peak", "centroid_x", "target_label")} <= set(schema)
     assert not [f for g, paths in groups.items() if g != "cam: app" for f in paths if f in res.fields]
     assert photos.app_config.color_scheme.color_by == "value"
 
@@ -167,7 +174,8 @@ def test_immediate_run_streams_progress_then_reloads_and_says_what_was_skipped(p
     progress = [m.params["progress"] for m in messages if m.operator_uri == "set_progress"]
     assert progress[0] == 0.0 and progress[-1] == 1.0 and len(progress) >= 4
     assert progress == sorted(progress)
-    assert names[-3:] == ["reload_dataset", "set_active_fields", "notify"]
+    assert names[-4:] == ["reload_dataset", "set_color_scheme", "set_active_fields", "notify"]
+    assert messages[-3].params == {"color_by": "value"}
     assert messages[-2].params["fields"] == ["stream_gradcam_layer4"]
     note = messages[-1].params
     assert note["variant"] == "warning"

@@ -1,0 +1,296 @@
+"""End to end in the FiftyOne App, in a real headless Chromium driven by Playwright.
+
+The App server runs in its own process over a small dataset of photos; the
+test opens the operator browser, fills the compute_cams form (refused first
+for a bad run key and for no layer), runs it with two methods and two
+layers, checks the stored maps from another process, then opens a sample
+and saves a screenshot of its heatmap over the photo. The server and the
+browser are stopped at the end, and the test checks that none of their
+processes is left.
+
+Set ``CAM_APP_SCREENSHOTS=<folder>`` to keep the screenshots.
+"""
+import io
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+import numpy as np
+import pytest
+from PIL import Image
+
+import fiftyone as fo
+import fiftyone.operators as foo
+
+TESTS = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(TESTS)
+PLUGIN = "@fiftyone-cam/cam"
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+PHOTOS = {"astronaut": "astronaut", "chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _env(plugins_dir):
+    env = dict(os.environ)  # the session's private database (FIFTYONE_DATABASE_URI)
+    env["FIFTYONE_PLUGINS_DIR"] = plugins_dir
+    # the registered model's factory lives in test_operators
+    env["PYTHONPATH"] = os.pathsep.join([TESTS] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
+
+
+@pytest.fixture(scope="module")
+def plugins_dir():
+    folder = tempfile.mkdtemp(prefix="cam-plugins-")
+    os.symlink(REPO, os.path.join(folder, "fiftyone-cam"))
+    old_env, old_config = os.environ.get("FIFTYONE_PLUGINS_DIR"), fo.config.plugins_dir
+    os.environ["FIFTYONE_PLUGINS_DIR"] = folder
+    fo.config.plugins_dir = folder
+    yield folder
+    fo.config.plugins_dir = old_config
+    if old_env is None:
+        os.environ.pop("FIFTYONE_PLUGINS_DIR", None)
+    else:
+        os.environ["FIFTYONE_PLUGINS_DIR"] = old_env
+
+
+@pytest.fixture
+def photos(dataset, image_dir, plugins_dir):
+    """Four photos, persistent (the App server is another process), and the
+    model registered for the App."""
+    dataset.add_samples([
+        fo.Sample(filepath=image_dir[name], ground_truth=fo.Classification(label=label))
+        for name, label in PHOTOS.items()
+    ])
+    dataset.persistent = True
+    foo.get_operator(f"{PLUGIN}/register_cam_model")("tiny-resnet", "test_operators:tiny_resnet", overwrite=True)
+    yield dataset
+    foo.get_operator(f"{PLUGIN}/unregister_cam_model")("tiny-resnet")
+
+
+@pytest.fixture
+def app_url(photos, plugins_dir):
+    """The App server, in its own process (and process group), on a free port."""
+    port = _free_port()
+    log = tempfile.NamedTemporaryFile(prefix="cam-app-server-", suffix=".log", delete=False)
+    server = subprocess.Popen(
+        [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
+        env=_env(plugins_dir), cwd=tempfile.mkdtemp(prefix="cam-app-cwd-"),
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + 120
+        while True:
+            assert server.poll() is None, open(log.name).read()
+            try:
+                if urllib.request.urlopen(url, timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            assert time.time() < deadline, "the App server did not answer within 120 s"
+            time.sleep(0.5)
+        yield url
+    finally:
+        _stop_group(server)
+    # nothing of the server's process group is left
+    with pytest.raises(ProcessLookupError):
+        os.killpg(server.pid, 0)
+
+
+def _stop_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    try:
+        proc.wait(20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(10)
+    deadline = time.time() + 10
+    while time.time() < deadline:  # children that outlive their parent
+        try:
+            os.killpg(proc.pid, 0)
+        except ProcessLookupError:
+            return
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def _local_only(route):
+    # the App asks for web fonts; only the local server is reachable here
+    url = route.request.url
+    if url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")):
+        route.continue_()
+    else:
+        route.abort()
+
+
+def _stored_maps(dataset_name, run_key):
+    """The run as another process reads it from the database."""
+    script = f"""
+import json, os
+import fiftyone as fo
+ds = fo.load_dataset({dataset_name!r})
+config = ds.get_run_info({run_key!r}).config
+out = {{"methods": config.methods, "layers": config.layers, "fields": {{}}}}
+for field in config.fields:
+    maps = ds.values(field)
+    out["fields"][field] = [m is not None and os.path.isfile(m.map_path) for m in maps]
+print(json.dumps(out))
+"""
+    run = subprocess.run([sys.executable, "-c", script], env=dict(os.environ), capture_output=True, text=True,
+                         timeout=120, cwd=tempfile.gettempdir())
+    assert run.returncode == 0, run.stderr[-3000:]
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+def _pick(page, modal, field_label, option):
+    """Adds ``option`` in the multi-select under ``field_label``."""
+    modal.get_by_text(field_label, exact=True).locator("xpath=following::input[1]").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    modal.get_by_text(field_label, exact=True).click()  # closes the list (Escape would close the form)
+
+
+def _wait_for_photo(element, timeout=60):
+    """A screenshot of ``element`` once it shows an image (not a blank canvas)."""
+    deadline = time.time() + timeout
+    while True:
+        shot = np.asarray(Image.open(io.BytesIO(element.screenshot())).convert("RGB"), dtype=np.float32)
+        if shot.std() > 25 or time.time() > deadline:
+            return shot
+        time.sleep(1)
+
+
+def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
+    from playwright.sync_api import expect, sync_playwright
+
+    assert os.access(CHROMIUM, os.X_OK), "no /usr/bin/chromium: run scripts/setup.sh (it installs Debian's chromium)"
+    shots = os.environ.get("CAM_APP_SCREENSHOTS") or tempfile.mkdtemp(prefix="cam-app-shots-")
+    os.makedirs(shots, exist_ok=True)
+    profile = tempfile.mkdtemp(prefix="cam-chromium-profile-")
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            page = browser.new_page()
+            page.route("**/*", _local_only)
+            page.goto(f"{app_url}/datasets/{photos.name}")
+            tiles = page.locator('#root [data-cy="fo-grid"] [data-cy="looker"]')
+            expect(tiles).to_have_count(4, timeout=90000)
+            try:  # a fresh profile shows an "Explore Enterprise" popover
+                page.get_by_role("button", name="Dismiss").click(timeout=8000)
+            except Exception:
+                pass
+
+            # the operator browser, then the form
+            page.keyboard.press("`")
+            browser_panel = page.locator('[data-cy="operators-browser"]')
+            if not browser_panel.is_visible():
+                page.locator('[data-cy="action-browse-operations"]').first.click()
+            page.locator('[data-cy="operators-browser-search"]').fill("class activation")
+            page.get_by_text("Compute class activation maps").first.click()
+            form = page.locator('[data-cy="operators-prompt-modal"]')
+            suggested = form.get_by_text("layer4 [512x2x2] (suggested)")
+            expect(suggested).to_be_visible(timeout=90000)
+            execute = form.get_by_role("button", name="Execute")
+
+            # bad input is refused in the form, before anything runs
+            run_key = form.get_by_text("Run key", exact=True).locator("xpath=following::input[1]")
+            run_key.fill("bad key")
+            expect(form.get_by_text("'bad key' is not a valid run key", exact=False)).to_be_visible(timeout=30000)
+            expect(execute).to_be_disabled()
+            run_key.fill("cam")
+            suggested.locator("xpath=ancestor::*[contains(@class, 'MuiChip-root')][1]").get_by_test_id("CancelIcon").click()
+            expect(form.get_by_text("choose at least one layer (suggested: layer4)")).to_be_visible(timeout=30000)
+            expect(execute).to_be_disabled()
+
+            # two layers, two methods
+            _pick(page, form, "Layers", "layer3 [256x4x4]")
+            _pick(page, form, "Layers", "layer4 [512x2x2] (suggested)")
+            _pick(page, form, "Methods", "GradCAMPlusPlus")
+            expect(form.get_by_text("4 sample(s) x 4 map(s)", exact=False)).to_be_visible(timeout=30000)
+            expect(execute).to_be_enabled(timeout=30000)
+            page.screenshot(path=os.path.join(shots, "app-form.png"))
+            execute.click()
+
+            # progress streams while it runs; then the App says what happened
+            done = page.get_by_role("button", name="Done")
+            expect(done).to_be_visible(timeout=180000)
+            expect(page.get_by_text("4 / 4 samples")).to_be_visible()
+            expect(page.get_by_text("CAM run 'cam': 4 sample(s) got 4 map(s) each; none skipped")).to_be_visible()
+            done.click()
+
+            stored = _stored_maps(photos.name, "cam")
+            assert stored["methods"] == ["gradcam", "gradcamplusplus"]
+            assert stored["layers"] == ["layer3", "layer4"]
+            assert sorted(stored["fields"]) == sorted(
+                ["cam_gradcam_layer3", "cam_gradcam_layer4", "cam_gradcamplusplus_layer3", "cam_gradcamplusplus_layer4"]
+            )
+            assert all(v == [True] * 4 for v in stored["fields"].values())
+
+            # the new fields are in the sidebar, and the run's first map is shown
+            for field in stored["fields"]:
+                expect(page.locator(f'#root [data-cy="sidebar-field-{field}"]')).to_be_visible(timeout=30000)
+            shown = page.locator('#root [data-cy="checkbox-cam_gradcam_layer3"]')
+            expect(shown).to_have_class(re.compile("Mui-checked"), timeout=30000)
+
+            # a sample: its heatmap over the photo
+            tiles.nth(1).click()
+            media = page.locator('#modal [data-cy="modal-looker-container"]')
+            expect(media).to_be_visible(timeout=30000)
+            with_map = _wait_for_photo(media)
+            time.sleep(2)  # the overlay is painted after the image
+            with_map = _wait_for_photo(media)
+            media.screenshot(path=os.path.join(shots, "app-heatmap.png"))
+            page.screenshot(path=os.path.join(shots, "app-modal.png"))
+            page.locator('#modal [data-cy="checkbox-cam_gradcam_layer3"]').click()
+            time.sleep(3)
+            without_map = _wait_for_photo(media)
+
+            # the App loads sidebar groups with the dataset: on the next load,
+            # the run's maps sit together in their own group
+            page.keyboard.press("Escape")
+            page.reload()
+            expect(tiles).to_have_count(4, timeout=90000)
+            group = page.locator('#root [data-cy="sidebar-group-cam: cam-field"]')
+            expect(group).to_be_visible(timeout=30000)
+            after = page.locator('#root [data-cy="sidebar-group-primitives-field"]')
+            top, end = group.bounding_box()["y"], after.bounding_box()["y"]
+            for field in stored["fields"]:
+                y = page.locator(f'#root [data-cy="sidebar-field-{field}"]').bounding_box()["y"]
+                assert top < y < end, f"{field} is not in the run's sidebar group"
+            page.screenshot(path=os.path.join(shots, "app-sidebar-group.png"))
+        finally:
+            browser.close()
+
+    # the photo alone is a photo; the map changes it a lot where it is drawn
+    assert without_map.std() > 25
+    changed = np.abs(with_map - without_map).max(axis=2) > 40
+    assert changed.mean() > 0.10, f"only {changed.mean():.1%} of the image changed with the heatmap"
+    print(f"screenshots in {shots}")
+
+    # the browser left nothing running
+    deadline = time.time() + 15
+    while subprocess.run(["pgrep", "-f", profile], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "chromium processes outlived the browser"
+        time.sleep(0.5)
