@@ -18,29 +18,22 @@ from .params import DEFAULTS
 LARGE_VIEW = 100
 
 
-class Settings(dict):
-    """What the form settled, for execution options and for ``execute``:
-    ``view``, ``facts``, ``methods``, ``layers``, ``fields``, ``num_samples``."""
-
-
 def build(ctx, inputs):
     """Adds the form's properties to ``inputs``.
 
     Returns:
-        a :class:`Settings` when every choice is complete and valid, else None
+        True when every choice is complete and valid
     """
-    s = Settings()
     inputs.view_target(ctx, action_description="Compute maps for")
     view = ctx.target_view()
-    s["view"] = view
     if not _check_view(inputs, view):
-        return None
-    s["num_samples"] = len(view)
+        return False
+    # what the sections settle for the ones after them: layers, methods, fields
+    s = {"num_samples": len(view)}
 
     facts = _model(ctx, inputs)
     if facts is None:
-        return None
-    s["facts"] = facts
+        return False
 
     ok = _layers(ctx, inputs, facts, s)
     ok = _methods(ctx, inputs, facts, s) and ok
@@ -51,7 +44,7 @@ def build(ctx, inputs):
     ok = _scores(ctx, inputs, view, facts) and ok
     if ok:
         _summary(inputs, s)
-    return s if ok else None
+    return ok
 
 
 def _error(inputs, name, message):
@@ -163,7 +156,7 @@ def _layers(ctx, inputs, facts, s):
     view = types.DropdownView(multiple=True)
     for info in facts.layers:
         suggested = " (suggested)" if info.name in facts.suggested else ""
-        view.add_choice(info.name, label=f"{info.name}  [{_shape(info)}]{suggested}")
+        view.add_choice(info.name, label=f"{info.name} [{_shape(info)}]{suggested}")
     prop = inputs.list(
         "layers", types.String(), default=list(facts.suggested), label="Layers",
         description=f"Layers with a spatial output, in forward order; suggested: {', '.join(facts.suggested)}",
@@ -228,8 +221,6 @@ def _methods(ctx, inputs, facts, s):
 
 
 def _fields_of(view, *doc_types):
-    import fiftyone as fo  # noqa: F401  (label types below)
-
     schema = view.get_field_schema()
     return [n for n, f in schema.items() if getattr(f, "document_type", None) in doc_types]
 

@@ -1,5 +1,7 @@
 """Registering models for the App and delegated workers: the ``register_cam_model``
 and ``unregister_cam_model`` operators (see ``model_factories``)."""
+import json
+
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -40,7 +42,7 @@ class RegisterCamModel(foo.Operator):
             ``suggested`` layers and ``segmenter`` flag (the model is built once
             to check it)
         """
-        params = {"name": name, "factory": factory, "kwargs": dict(kwargs or {}), "overwrite": overwrite}
+        params = {"name": name, "factory": factory, "kwargs": json.dumps(kwargs or {}), "overwrite": overwrite}
         return foo.execute_operator(self.uri, params=params).result
 
     def resolve_input(self, ctx):
@@ -58,8 +60,8 @@ class RegisterCamModel(foo.Operator):
                 "it returns a cam_core.CamModel, a torch.nn.Module or a zoo TorchImageModel"
             ),
         )
-        inputs.obj("kwargs", label="Keyword arguments", description="JSON arguments for the function",
-                   view=types.JSONView())
+        kwargs_prop = inputs.str("kwargs", default="{}", label="Keyword arguments",
+                                 description='A JSON object, e.g. {"checkpoint": "/models/birds.pt"}')
         name = ctx.params.get("name")
         if name:
             try:
@@ -71,6 +73,10 @@ class RegisterCamModel(foo.Operator):
                 if not ctx.params.get("overwrite"):
                     name_prop.invalid = True
                     name_prop.error_message = f"'{name}' is already registered: tick Replace, or choose another name"
+        try:
+            _kwargs(ctx.params)
+        except ValueError as e:
+            kwargs_prop.invalid, kwargs_prop.error_message = True, str(e)
         factory = ctx.params.get("factory")
         if factory:
             try:
@@ -81,7 +87,7 @@ class RegisterCamModel(foo.Operator):
 
     def execute(self, ctx):
         p = ctx.params
-        entry = {"factory": p["factory"], "kwargs": dict(p.get("kwargs") or {})}
+        entry = {"factory": p["factory"], "kwargs": _kwargs(p)}
         # built and probed once here, so a broken factory fails now, not in a worker
         facts = models.probe(model_factories.build(p["name"], entry))
         model_factories.register(p["name"], entry["factory"], entry["kwargs"], overwrite=bool(p.get("overwrite")))
@@ -92,6 +98,18 @@ class RegisterCamModel(foo.Operator):
             "suggested": facts.suggested,
             "segmenter": facts.segmenter,
         }
+
+
+def _kwargs(params):
+    """The factory's keyword arguments, given as a JSON object."""
+    value = params.get("kwargs") or "{}"
+    try:
+        value = json.loads(value)
+    except (TypeError, ValueError) as e:
+        raise ValueError(f"keyword arguments must be a JSON object: {e}") from None
+    if not isinstance(value, dict):
+        raise ValueError(f"keyword arguments must be a JSON object, like {{\"size\": 64}}; got {value!r}")
+    return value
 
 
 class UnregisterCamModel(foo.Operator):

@@ -286,6 +286,22 @@ def test_the_form_offers_only_matching_fields_and_existing_runs(photos, register
     assert _form(photos, {"model_source": "registered", "model": "tiny-resnet"})["run_key"].default == "cam_2"
 
 
+def test_delegation_is_preselected_for_costly_methods(photos, registered):
+    from fiftyone.operators.executor import resolve_execution_options
+
+    def preselected(methods):
+        request = {"dataset_name": photos.name,
+                   "params": {"model_source": "registered", "model": "tiny-resnet", "methods": methods}}
+        options = asyncio.run(resolve_execution_options(foo.OperatorRegistry(), uri("compute_cams"), request))
+        assert options.allow_immediate_execution and options.allow_delegated_execution
+        return options.default_choice_to_delegated
+
+    assert preselected(["gradcam"]) is False  # four samples, one cheap method
+    assert preselected(["gradcam", "scorecam"]) is True
+    photos.add_samples([fo.Sample(filepath=photos.first().filepath) for _ in range(97)])  # 101 samples
+    assert preselected(["gradcam"]) is True
+
+
 def test_overwrite_and_run_management(photos, registered):
     compute(photos, methods=["gradcam", "eigencam"], run_key="m")
     with pytest.raises(ExecutionError, match="already exists"):
@@ -313,6 +329,16 @@ def test_overwrite_and_run_management(photos, registered):
     assert out["deleted_fields"] == res.fields + ["m_agreement"]
 
 
+def test_a_model_registered_in_this_process_only_is_refused_for_delegation(photos, plugins_dir):
+    tiny = tiny_resnet()
+    cam_core.register_model("here-only", tiny.module, transforms=tiny.transforms, classes=tiny.classes)
+    op = foo.get_operator(uri("compute_cams"))
+    with pytest.raises(ExecutionError, match="in this process only: delegated workers cannot build it"):
+        op(photos, "here-only", methods=["eigencam"], run_key="d", delegate=True)
+    assert "d" not in photos.list_runs()
+    assert op(photos, "here-only", methods=["eigencam"], run_key="h").num_samples == 4  # run here, it works
+
+
 def test_library_model_with_random_weights(photos, plugins_dir):
     op = foo.get_operator(uri("compute_cams"))
     res = op(photos.limit(1), "torchvision:resnet18", pretrained=False, methods=["eigencam"], run_key="tv")
@@ -333,6 +359,9 @@ def test_registration_refuses_what_workers_could_not_build(plugins_dir):
     from fiftyone.operators.store import ExecutionStore
 
     assert not ExecutionStore.create("fiftyone_cam_models").has("broken")
+    with pytest.raises(ExecutionError, match="Path: kwargs"):
+        foo.execute_operator(uri("register_cam_model"),
+                             params={"name": "broken", "factory": "test_operators:tiny_resnet", "kwargs": "[1, 2]"})
     out = op("tiny-again", "test_operators:tiny_resnet")
     assert out["suggested"] == ["layer4"] and not out["segmenter"]
     with pytest.raises(ExecutionError, match="already registered"):
