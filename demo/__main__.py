@@ -1,0 +1,4 @@
+"""``python -m demo``: see :mod:`demo.cli`."""
+from .cli import main
+
+main()
