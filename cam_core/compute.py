@@ -315,6 +315,8 @@ class _Plan:
             module.to(self.home)
             engine.close()
 
+        # scores are dynamic attributes of the maps: declared, the App's sidebar filters them
+        dataset.add_dynamic_sample_fields(fields=list(self.fields) + ([self.agreement_field] if self.agreement_field else []))
         results = CamRunResults(
             dataset, dataset.get_run_info(self.run_key).config, self.run_key,
             num_samples=done, num_skipped=len(skipped), skipped=skipped, fields=list(self.fields),

@@ -69,6 +69,7 @@ def score_regions(samples, run_key, gt_field, all_objects=False, iou_threshold=0
             for name, value in camscores.region_scores(cam, cache[key], iou_threshold).items():
                 heat[name] = value
         n += 1
+    dataset.add_dynamic_sample_fields(fields=fields)  # the new scores become sidebar filters
     config.gt_field, config.all_objects, config.iou_threshold = gt_field, bool(all_objects), float(iou_threshold)
     dataset.update_run_config(run_key, config)
     return n

@@ -161,7 +161,8 @@ def resolve_model(model, transforms=None, classes=None):
     if isinstance(model, str):
         model = load_model(model)
     if isinstance(model, CamModel):
-        out = CamModel(model.module, model.transforms, model.classes, model.name, dict(model.kwargs))
+        out = CamModel(model.module, model.transforms, model.classes, model.name, dict(model.kwargs),
+                       model.default_transforms)
     elif isinstance(model, nn.Module):
         out = CamModel(model, getattr(model, "transforms", None), getattr(model, "classes", None), type(model).__name__)
     elif isinstance(getattr(model, "_model", None), nn.Module):  # FiftyOne TorchImageModel

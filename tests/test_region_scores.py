@@ -56,6 +56,9 @@ def test_region_scores_against_boxes_polylines_and_masks(scene_dataset, gt):
         assert heat.mass_inside > 0.9 and heat.pointing_hit is True, (gt, field, heat.mass_inside)
         assert 0.5 < heat.iou <= 1
     assert scene_dataset.get_run_info("cam").config.gt_field == gt
+    # declared in the schema, so the App's sidebar can filter them
+    flat = scene_dataset.get_field_schema(flat=True)
+    assert {"cam_hirescam_features.mass_inside", "cam_hirescam_features.peak_x", "cam_agreement.methods_features"} <= set(flat)
 
 
 def test_objects_of_another_class_or_none(scene_dataset):
