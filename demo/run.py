@@ -248,16 +248,17 @@ def _save_views(ds, config):
 
 
 def _app_config(ds, config, runs):
-    """Makes the maps plainly visible in the App and ticks the fields the story needs."""
-    import fiftyone as fo
+    """Makes the maps plainly visible in the App, their scores filterable in
+    the sidebar, and ticks the fields the story needs."""
     from fiftyone.core.odm.dataset import ActiveFields
 
-    heatmaps = [f for fields in runs.values() for f in fields]
-    ds.app_config.color_scheme = fo.ColorScheme(
-        color_by="value",
-        opacity=0.6,
-        colorscales=[{"path": f, "name": "jet"} for f in heatmaps],
-        fields=[{"path": "mark", "fieldColor": "#ff2020"}, {"path": "gt_boxes", "fieldColor": "#00e0ff"}],
-    )
+    from operators.appearance import show_run  # the plugin's own look for a run
+
+    for key, fields in runs.items():
+        show_run(ds, key, fields)  # a sidebar group per run, scores as filters, colour by value
+    scheme = ds.app_config.color_scheme
+    scheme.opacity = 0.6
+    scheme.fields = [{"path": "mark", "fieldColor": "#ff2020"}, {"path": "gt_boxes", "fieldColor": "#00e0ff"}]
+    ds.app_config.color_scheme = scheme
     ds.app_config.active_fields = ActiveFields(exclude=False, paths=[config.main_field, "gt_boxes", "mark", "prediction"])
     ds.save()
