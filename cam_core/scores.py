@@ -57,6 +57,22 @@ def _clean(cam):
     return cam, total
 
 
+def _share(cam, mask):
+    """The share of ``cam``'s mass where ``mask`` is True, in ``[0, 1]``.
+
+    Computed as ``inside / (inside + outside)`` rather than ``inside / total``:
+    ``cam.sum()`` and ``cam[mask].sum()`` add the same numbers in different
+    orders, so a map with all its mass inside could score 1.0000000000000002
+    (or 0.9999999999999998). With ``outside == 0`` the ratio is exactly 1.0,
+    with ``inside == 0`` exactly 0.0, and since rounding is monotonic
+    ``inside <= inside + outside`` keeps it at most 1.0; the clamp only guards
+    that reasoning. The map must have a positive finite mass.
+    """
+    inside = float(cam[mask].sum())
+    outside = float(cam[~mask].sum())
+    return min(max(inside / (inside + outside), 0.0), 1.0)
+
+
 def _resize_nearest(array, shape):
     """Nearest-neighbour resampling of a 2-D array to ``shape`` = (H, W) using
     the pixel-centre mapping ``src = floor((dst + 0.5) * src_size / dst_size)``.
@@ -138,9 +154,9 @@ def shape_scores(cam, raw_peak=None):
     # ceil is exact
     band_h = math.ceil(h / 10)
     band_w = math.ceil(w / 10)
-    interior = cam[band_h : h - band_h, band_w : w - band_w].sum()
-    border = float((total - interior) / total)
-    border = min(max(border, 0.0), 1.0)
+    in_band = np.ones(cam.shape, dtype=bool)
+    in_band[band_h : h - band_h, band_w : w - band_w] = False
+    border = _share(cam, in_band)
 
     return {
         "peak": peak,
@@ -349,7 +365,7 @@ def region_scores(cam, region, iou_threshold=0.5):
     if total is None or not region.any():
         return none
 
-    mass_inside = float(cam[region].sum() / total)
+    mass_inside = _share(cam, region)
 
     row, col = np.unravel_index(int(np.argmax(cam)), cam.shape)
     pointing_hit = bool(region[row, col])

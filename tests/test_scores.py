@@ -551,6 +551,59 @@ def test_region_scores_undefined(cam, mask):
     }
 
 
+def random_maps(n=400):
+    """Random float maps with some zero pixels, each with a region that holds
+    every non-zero pixel plus some of the zero ones."""
+    for seed in range(n):
+        rng = np.random.default_rng(seed)
+        h, w = rng.integers(5, 60, size=2)
+        cam = rng.random((h, w))
+        zero = rng.random((h, w)) < 0.3
+        cam[zero] = 0.0
+        yield cam, ~zero | (rng.random((h, w)) < 0.5)
+
+
+def test_mass_inside_is_exactly_one_when_all_the_mass_is_inside():
+    # cam.sum() and cam[region].sum() add the same numbers in different orders:
+    # the naive ratio overshoots 1 for some of these maps and undershoots for others
+    naive = [cam[region].sum() / cam.sum() for cam, region in random_maps()]
+    assert max(naive) > 1.0 and min(naive) < 1.0
+    for cam, region in random_maps():
+        assert scores.region_scores(cam, region)["mass_inside"] == 1.0
+        # the whole image as the region: the same
+        assert scores.region_scores(cam, np.ones(cam.shape, dtype=bool))["mass_inside"] == 1.0
+
+
+def test_mass_inside_of_random_regions_stays_in_bounds():
+    for cam, region in random_maps(200):
+        rng = np.random.default_rng(cam.size)
+        part = region & (rng.random(cam.shape) < 0.5)
+        if not part.any():
+            continue
+        r = scores.region_scores(cam, part)
+        assert 0.0 <= r["mass_inside"] <= 1.0 and 0.0 <= r["iou"] <= 1.0
+        # nothing inside: exactly 0
+        assert scores.region_scores(cam, ~region)["mass_inside"] in (None, 0.0)
+
+
+def test_border_is_exactly_zero_or_one_when_all_the_mass_is_on_one_side():
+    naive_interior = []
+    for cam, _ in random_maps(200):
+        h, w = cam.shape
+        bh, bw = math.ceil(h / 10), math.ceil(w / 10)
+        band = np.ones((h, w), dtype=bool)
+        band[bh : h - bh, bw : w - bw] = False
+        inner = np.where(band, 0.0, cam)
+        outer = np.where(band, cam, 0.0)
+        if inner.sum() > 0:
+            naive_interior.append((inner.sum() - inner[~band].sum()) / inner.sum())
+            assert scores.shape_scores(inner)["border"] == 0.0
+        assert scores.shape_scores(outer)["border"] == 1.0
+        assert 0.0 <= scores.shape_scores(cam)["border"] <= 1.0
+    # the naive (total - interior) / total is not always 0 for these maps
+    assert any(v != 0.0 for v in naive_interior)
+
+
 def test_region_shape_mismatch_raises():
     with pytest.raises(ValueError):
         scores.region_scores(split_map(), np.ones((5, 5), dtype=bool))
