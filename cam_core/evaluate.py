@@ -44,7 +44,7 @@ def score_regions(samples, run_key, gt_field, all_objects=False, iou_threshold=0
         progress (None): FiftyOne's progress option
 
     Returns:
-        the number of samples scored
+        the number of samples scored (those with at least one of the run's maps)
     """
     config = run_config(samples, run_key)
     check_gt_field(samples, gt_field)
@@ -58,17 +58,19 @@ def score_regions(samples, run_key, gt_field, all_objects=False, iou_threshold=0
     for sample in view.iter_samples(autosave=True, progress=progress):
         gt = sample[gt_field]
         cache = {}
+        scored = False
         for f in fields:
             heat = sample[f]
             if heat is None:
                 continue
+            scored = True
             cam = load_map(heat)
             key = (cam.shape, heat.target_label, heat.target_index)
             if key not in cache:  # maps of one sample share their region
                 cache[key] = region_mask(gt, cam.shape, heat.target_label, heat.target_index, all_objects, mask_targets)
             for name, value in camscores.region_scores(cam, cache[key], iou_threshold).items():
                 heat[name] = value
-        n += 1
+        n += scored
     dataset.add_dynamic_sample_fields(fields=fields)  # the new scores become sidebar filters
     config.gt_field, config.all_objects, config.iou_threshold = gt_field, bool(all_objects), float(iou_threshold)
     dataset.update_run_config(run_key, config)

@@ -10,13 +10,22 @@ from .images import load_rgb
 HIST_SCORES = ("mass_inside", "iou", "pointing_hit", "road", "spread", "entropy", "border", "target_confidence")
 
 
-def summarize_run(samples, run_key, output_dir, field=None, score="mass_inside", k=5, label_field=None, size=96):
+def default_summary_dir(dataset_name, run_key):
+    """Where a run's summary pictures go unless the user says otherwise:
+    ``<fo.config.default_dataset_dir>/cam_summaries/<dataset>/<run_key>``."""
+    import fiftyone as fo
+
+    return os.path.join(fo.config.default_dataset_dir, "cam_summaries", dataset_name, run_key)
+
+
+def summarize_run(samples, run_key, output_dir=None, field=None, score="mass_inside", k=5, label_field=None, size=96):
     """Saves three PNG pictures for one Heatmap field of a run.
 
     Args:
         samples: a dataset or view holding the run
         run_key: a CAM run's key
-        output_dir: where the pictures are written (created if needed)
+        output_dir (None): where the pictures are written (created if needed);
+            default :func:`default_summary_dir`
         field (None): one of the run's Heatmap fields; default its first
         score ("mass_inside"): the score that ranks the samples of the grid
         k (5): samples in each half of the grid (highest and lowest score)
@@ -36,6 +45,8 @@ def summarize_run(samples, run_key, output_dir, field=None, score="mass_inside",
     field = field or list(config.fields)[0]
     if field not in config.fields:
         raise ValueError(f"field '{field}' is not a field of run '{run_key}'; its fields: {', '.join(config.fields)}")
+    output_dir = output_dir or default_summary_dir(samples._root_dataset.name, run_key)
+    _check(samples, score, k, label_field, size)
     os.makedirs(output_dir, exist_ok=True)
     view = samples.exists(field)
     if len(view) == 0:
@@ -46,6 +57,22 @@ def summarize_run(samples, run_key, output_dir, field=None, score="mass_inside",
         "histograms": _histograms(plt, view, field, output_dir),
     }
     return paths
+
+
+def _check(samples, score, k, label_field, size):
+    import fiftyone as fo
+
+    from .views import SCORES
+
+    if score not in SCORES:
+        raise ValueError(f"unknown score '{score}'; scores: {', '.join(SCORES)}")
+    for name, value in (("k", k), ("size", size)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    if label_field is not None:
+        field = samples.get_field_schema().get(label_field)
+        if getattr(field, "document_type", None) is not fo.Classification:
+            raise ValueError(f"label_field '{label_field}' must be a Classification field of this collection")
 
 
 def _resized(arr, size):

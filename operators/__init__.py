@@ -6,9 +6,15 @@ executes the plugin again for every operator registry it builds.
 from .compute import ComputeCams
 from .register import RegisterCamModel, UnregisterCamModel
 from .runs import DeleteCamRun, GetCamRun, ListCamRuns
+from .scoring import ScoreCamRun
+from .summaries import SummarizeCamRun
+from .views import SortByCamScore
 
 OPERATORS = [
     ComputeCams,
+    ScoreCamRun,
+    SortByCamScore,
+    SummarizeCamRun,
     ListCamRuns,
     GetCamRun,
     DeleteCamRun,

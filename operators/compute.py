@@ -1,12 +1,10 @@
 """The ``compute_cams`` operator: the form, then one :func:`cam_core.compute_cams` call."""
-import queue
-import threading
 from collections import Counter
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import appearance, form, models, params
+from . import appearance, form, models, params, progress
 
 
 class ComputeCams(foo.Operator):
@@ -117,8 +115,8 @@ class ComputeCams(foo.Operator):
         job = _Job(ctx)
         if ctx.delegated:
             # a worker: progress is saved on the operation, the summary is its result
-            return job.run(lambda pb: ctx.set_progress(progress=pb.progress, label=_progress_label(pb)))
-        return _stream(ctx, job)
+            return progress.run(ctx, job.run, len(job.view))
+        return _immediate(ctx, job)
 
     def resolve_output(self, ctx):
         results = ctx.results or {}
@@ -193,31 +191,10 @@ def _reason_kind(reason):
     return reason.split(":", 1)[0]
 
 
-def _progress_label(pb):
-    return f"{pb.iteration} / {pb.total} samples"
-
-
-def _stream(ctx, job):
-    """Runs the job in a thread and streams its progress to the App, which
-    sees a generator; then reloads the dataset and says what happened."""
-    events = queue.Queue()
-
-    def work():
-        try:
-            events.put(("done", job.run(lambda pb: events.put(("progress", pb)))))
-        except BaseException as e:  # handed to the generator, which raises it
-            events.put(("error", e))
-
-    threading.Thread(target=work, name="compute_cams", daemon=True).start()
-    yield ctx.ops.set_progress(progress=0.0, label=f"0 / {len(job.view)} samples")
-    while True:
-        kind, value = events.get()
-        if kind == "progress":
-            yield ctx.ops.set_progress(progress=value.progress, label=_progress_label(value))
-        elif kind == "error":
-            raise value
-        else:
-            break
+def _immediate(ctx, job):
+    """Streams the run's progress to the App, then reloads the dataset and
+    says what happened."""
+    value = yield from progress.run(ctx, job.run, len(job.view))
     yield ctx.ops.reload_dataset()
     # the open App keeps the colour scheme it loaded; the dataset's new one
     # (colour by value) applies to later sessions, this to the current one

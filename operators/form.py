@@ -12,6 +12,7 @@ import difflib
 import fiftyone.operators.types as types
 
 from . import models
+from .choices import fields_of, invalid
 from .params import DEFAULTS
 
 # views larger than this are offered delegated execution by default
@@ -53,12 +54,6 @@ def _error(inputs, name, message):
     prop.invalid = True
     prop.error_message = message
     return prop
-
-
-def _invalid(prop, message):
-    prop.invalid = True
-    prop.error_message = message
-    return False
 
 
 def _check_view(inputs, view):
@@ -112,7 +107,7 @@ def _model(ctx, inputs):
     prop = inputs.enum("model", choices, default=default, required=default is None, label="Model name",
                        description=description, view=view)
     if source == "registered" and not choices:
-        _invalid(prop, "no model is registered: register one with the register_cam_model operator, or choose another source")
+        invalid(prop, "no model is registered: register one with the register_cam_model operator, or choose another source")
         return None
     if source in ("torchvision", "timm"):
         inputs.bool(
@@ -123,12 +118,12 @@ def _model(ctx, inputs):
     if not name:
         return None
     if name not in choices:
-        return _invalid(prop, f"'{name}' is not a {models.SOURCES[source]} model") or None
+        return invalid(prop, f"'{name}' is not a {models.SOURCES[source]} model") or None
     pretrained = bool(ctx.params.get("pretrained", True))
     try:
         facts = models.describe(source, name, pretrained)
     except ValueError as e:
-        return _invalid(prop, str(e)) or None
+        return invalid(prop, str(e)) or None
 
     if source == "registered" and name in models.process_only_names():
         message = (
@@ -136,7 +131,7 @@ def _model(ctx, inputs):
             f"delegated workers cannot build it. Register a factory with register_cam_model"
         )
         if ctx.requesting_delegated_execution:
-            return _invalid(prop, message) or None
+            return invalid(prop, message) or None
         inputs.view("process_only", types.Warning(label=message))
     kind = "segmentation model" if facts.segmenter else "classifier"
     named = f"{len(facts.classes)} named classes" if facts.classes is not None else f"{facts.num_outputs} outputs, no class names"
@@ -167,13 +162,13 @@ def _layers(ctx, inputs, facts, s):
         layers = list(facts.suggested)
     s["layers"] = layers
     if not layers:
-        return _invalid(prop, f"choose at least one layer (suggested: {', '.join(facts.suggested)})")
+        return invalid(prop, f"choose at least one layer (suggested: {', '.join(facts.suggested)})")
     names = facts.layer_names
     unknown = [l for l in layers if l not in names]
     if unknown:
         near = difflib.get_close_matches(unknown[0], names, n=3, cutoff=0.4)
         hint = f"; closest: {', '.join(near)}" if near else ""
-        return _invalid(prop, f"not an explainable layer of this model: {', '.join(map(str, unknown))}{hint}")
+        return invalid(prop, f"not an explainable layer of this model: {', '.join(map(str, unknown))}{hint}")
     return True
 
 
@@ -197,15 +192,15 @@ def _methods(ctx, inputs, facts, s):
     if chosen is None:
         chosen = list(DEFAULTS["methods"])
     if not chosen:
-        return _invalid(prop, "choose at least one method")
+        return invalid(prop, "choose at least one method")
     methods = [cam_core.ALIASES.get(str(m).lower(), str(m).lower()) for m in chosen]
     unknown = [c for c, m in zip(chosen, methods) if m not in cam_core.METHODS]
     if unknown:
-        return _invalid(prop, f"unknown method(s) {', '.join(map(str, unknown))}; valid: {', '.join(cam_core.METHODS)}")
+        return invalid(prop, f"unknown method(s) {', '.join(map(str, unknown))}; valid: {', '.join(cam_core.METHODS)}")
     methods = list(dict.fromkeys(methods))
     s["methods"] = methods
     if facts.segmenter and "finercam" in methods:
-        return _invalid(prop, "FinerCAM compares classifier scores; it does not apply to segmentation models")
+        return invalid(prop, "FinerCAM compares classifier scores; it does not apply to segmentation models")
     costly = [cam_core.METHODS[m].class_name for m in methods if cam_core.METHODS[m].costly]
     if costly and s.get("layers"):
         by_name = {i.name: i for i in facts.layers}
@@ -220,16 +215,11 @@ def _methods(ctx, inputs, facts, s):
     return True
 
 
-def _fields_of(view, *doc_types):
-    schema = view.get_field_schema()
-    return [n for n, f in schema.items() if getattr(f, "document_type", None) in doc_types]
-
-
 def _target(ctx, inputs, view, facts):
     import fiftyone as fo
 
     want = fo.Segmentation if facts.segmenter else fo.Classification
-    label_fields = _fields_of(view, want)
+    label_fields = fields_of(view, want)
     radio = types.RadioGroup()
     radio.add_choice(
         "prediction", label="Prediction",
@@ -254,7 +244,7 @@ def _target(ctx, inputs, view, facts):
         )
         name = ctx.params.get("label_field")
         if not label_fields:
-            return _invalid(prop, f"this dataset has no {want.__name__} field for a {'segmentation model' if facts.segmenter else 'classifier'}")
+            return invalid(prop, f"this dataset has no {want.__name__} field for a {'segmentation model' if facts.segmenter else 'classifier'}")
         if not name:
             return False
         ok = _check_label_field(prop, view, name, want, label_fields, facts)
@@ -270,21 +260,21 @@ def _target(ctx, inputs, view, facts):
 def _check_label_field(prop, view, name, want, label_fields, facts):
     schema = view.get_field_schema()
     if name not in schema:
-        return _invalid(prop, f"there is no field '{name}'; {want.__name__} fields: {', '.join(label_fields) or 'none'}")
+        return invalid(prop, f"there is no field '{name}'; {want.__name__} fields: {', '.join(label_fields) or 'none'}")
     doc_type = getattr(schema[name], "document_type", None)
     if doc_type is not want:
         held = getattr(doc_type, "__name__", type(schema[name]).__name__)
         kind = "segmentation model" if facts.segmenter else "classifier"
-        return _invalid(
+        return invalid(
             prop,
             f"'{name}' holds {held} labels; a {kind} needs a {want.__name__} field: {', '.join(label_fields) or 'none here'}",
         )
     if not facts.segmenter:
         if facts.classes is None:
-            return _invalid(prop, "labels are mapped to the model's classes by name, but this model has no class names")
+            return invalid(prop, "labels are mapped to the model's classes by name, but this model has no class names")
         unknown = sorted(set(view.distinct(f"{name}.label")) - {str(c) for c in facts.classes})
         if unknown:
-            return _invalid(prop, f"labels {unknown[:5]} of '{name}' are not among the model's classes")
+            return invalid(prop, f"labels {unknown[:5]} of '{name}' are not among the model's classes")
     return True
 
 
@@ -305,7 +295,7 @@ def _class_input(ctx, inputs, facts, required, description):
         return True
     if value.isdigit() and int(value) < facts.num_outputs:
         return True
-    return _invalid(prop, f"'{value}' is not a class of this model")
+    return invalid(prop, f"'{value}' is not a class of this model")
 
 
 def _run_key(ctx, inputs, view, s):
@@ -324,16 +314,16 @@ def _run_key(ctx, inputs, view, s):
     )
     key = ctx.params.get("run_key", default)
     if not key:
-        return _invalid(prop, f"a run needs a key, e.g. '{default}'")
+        return invalid(prop, f"a run needs a key, e.g. '{default}'")
     if not isinstance(key, str) or not key.isidentifier():
-        return _invalid(prop, f"'{key}' is not a valid run key: use letters, digits and underscores, not starting with a digit")
+        return invalid(prop, f"'{key}' is not a valid run key: use letters, digits and underscores, not starting with a digit")
 
     old_fields = set()
     choice = None
     if key in existing:
         config = dataset.get_run_info(key).config
         if not isinstance(config, cam_core.runs.CamRunConfig):
-            return _invalid(prop, f"run key '{key}' belongs to another kind of run; choose another key")
+            return invalid(prop, f"run key '{key}' belongs to another kind of run; choose another key")
         old_fields = set(getattr(config, "fields", {}) or {})
         radio = types.RadioGroup()
         radio.add_choice("overwrite", label="Overwrite", description="Delete its maps and compute them again")
@@ -341,7 +331,7 @@ def _run_key(ctx, inputs, view, s):
         inputs.enum("existing_run", radio.values(), label=f"Run '{key}' exists", view=radio)
         choice = ctx.params.get("existing_run")
         if choice not in radio.values():
-            return _invalid(prop, f"run '{key}' already exists: choose Overwrite or Continue below, or another key")
+            return invalid(prop, f"run '{key}' already exists: choose Overwrite or Continue below, or another key")
 
     fields = {}
     for m in s.get("methods", []):
@@ -349,11 +339,11 @@ def _run_key(ctx, inputs, view, s):
             fields[cam_core.field_name(key, m, layer)] = (m, layer)
     s["fields"] = list(fields)
     if choice == "continue" and set(fields) != old_fields:
-        return _invalid(prop, f"Continue needs the run's methods and layers; it has fields {', '.join(sorted(old_fields))}")
+        return invalid(prop, f"Continue needs the run's methods and layers; it has fields {', '.join(sorted(old_fields))}")
     schema = dataset.get_field_schema()
     taken = [f for f in fields if f in schema and f not in old_fields]
     if taken:
-        return _invalid(prop, f"fields {', '.join(taken)} already exist and are not this run's; choose another key")
+        return invalid(prop, f"fields {', '.join(taken)} already exist and are not this run's; choose another key")
     return True
 
 
@@ -391,7 +381,7 @@ def _storage(ctx, inputs, view):
 def _scores(ctx, inputs, view, facts):
     import fiftyone as fo
 
-    objects = _fields_of(view, fo.Detections, fo.Polylines, fo.Segmentation)
+    objects = fields_of(view, fo.Detections, fo.Polylines, fo.Segmentation)
     if objects:
         dropdown = types.DropdownView()
         for name in objects:
@@ -403,13 +393,13 @@ def _scores(ctx, inputs, view, facts):
         )
         gt = ctx.params.get("gt_field")
         if gt and gt not in objects:
-            return _invalid(prop, f"'{gt}' is not a Detections, Polylines or Segmentation field: {', '.join(objects)}")
+            return invalid(prop, f"'{gt}' is not a Detections, Polylines or Segmentation field: {', '.join(objects)}")
     if not facts.segmenter:
         inputs.bool("faithfulness", default=False, label="Faithfulness (ROAD)",
                     description="Two extra forwards per map and batch")
     elif ctx.params.get("faithfulness"):
         prop = inputs.bool("faithfulness", default=False, label="Faithfulness (ROAD)")
-        return _invalid(prop, "faithfulness (ROAD) is computed for classifiers only")
+        return invalid(prop, "faithfulness (ROAD) is computed for classifiers only")
     return True
 
 

@@ -2,7 +2,7 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import appearance
+from . import appearance, choices
 
 
 def run_keys(dataset):
@@ -41,24 +41,6 @@ def run_info(dataset, key):
             seconds=getattr(results, "seconds", None),
         )
     return out
-
-
-def _run_key_input(ctx, inputs, label):
-    keys = run_keys(ctx.dataset)
-    dropdown = types.DropdownView()
-    for key in keys:
-        dropdown.add_choice(key, label=key)
-    prop = inputs.enum("run_key", keys, required=True, label=label, view=dropdown)
-    if not keys:
-        prop.invalid = True
-        prop.error_message = "this dataset has no CAM run"
-        return None
-    key = ctx.params.get("run_key")
-    if key is not None and key not in keys:
-        prop.invalid = True
-        prop.error_message = f"'{key}' is not a CAM run of this dataset; CAM runs: {', '.join(keys)}"
-        return None
-    return key
 
 
 class ListCamRuns(foo.Operator):
@@ -123,7 +105,7 @@ class GetCamRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        _run_key_input(ctx, inputs, "Run")
+        choices.run_key(ctx, inputs, "Run")
         return types.Property(inputs, view=types.View(label="Show a CAM run"))
 
     def execute(self, ctx):
@@ -157,7 +139,7 @@ class DeleteCamRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        key = _run_key_input(ctx, inputs, "Run to delete")
+        key = choices.run_key(ctx, inputs, "Run to delete")
         if key:
             config = ctx.dataset.get_run_info(key).config
             fields = list(getattr(config, "fields", {}) or {})

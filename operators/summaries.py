@@ -1,0 +1,114 @@
+"""The ``summarize_cam_run`` operator: the pictures of
+:func:`cam_core.summarize_run`, saved and shown in the App."""
+import base64
+
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+
+from . import choices
+from .compute import _context
+
+PICTURES = (
+    ("mean_heatmaps", "Mean heatmap per explained class"),
+    ("extremes", "Most and least on-object samples"),
+    ("histograms", "Scores"),
+)
+
+
+class SummarizeCamRun(foo.Operator):
+    """Saves and shows a run's summary: the mean heatmap of each class, a grid
+    of the samples with the highest and lowest score with their maps, and
+    histograms of the scores.
+
+    From Python::
+
+        op = foo.get_operator("@fiftyone-cam/cam/summarize_cam_run")
+        paths = op(dataset, "cam", label_field="ground_truth")
+        # {"mean_heatmaps": ".../cam_mean_heatmaps.png", "extremes": ..., "histograms": ...}
+    """
+
+    @property
+    def config(self):
+        return foo.OperatorConfig(
+            name="summarize_cam_run",
+            label="Summarize a CAM run",
+            description="Mean heatmap per class, the most and least on-object samples, score histograms",
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+        )
+
+    def __call__(self, sample_collection, run_key, field=None, score="mass_inside", k=5, label_field=None,
+                 output_dir=None, delegate=False, delegation_target=None):
+        """Runs :func:`cam_core.summarize_run` through this operator.
+
+        The arguments are those of :func:`cam_core.summarize_run`.
+
+        Returns:
+            ``{"mean_heatmaps": path, "extremes": path or None, "histograms": path}``,
+            or the queued operation's ``ExecutionResult`` when delegated
+
+        Raises:
+            ``fiftyone.operators.executor.ExecutionError``: when the form
+            refuses the parameters (the message names the parameter and why)
+        """
+        params = {"run_key": run_key, "field": field, "score": score, "k": k, "label_field": label_field,
+                  "output_dir": output_dir}
+        params = {k: v for k, v in params.items() if v is not None}
+        result = foo.execute_operator(self.uri, ctx=dict(_context(sample_collection), params=params),
+                                      request_delegation=delegate, delegation_target=delegation_target)
+        return result if delegate else result.result["paths"]
+
+    def resolve_input(self, ctx):
+        import fiftyone as fo
+
+        from cam_core.summary import default_summary_dir
+
+        inputs = types.Object()
+        inputs.view_target(ctx, action_description="Summarize")
+        view = ctx.target_view()
+        key = choices.run_key(ctx, inputs, "Run")
+        field = key and choices.run_field(ctx, inputs, key)
+        if field:
+            choices.score(ctx, inputs, view, field, "mass_inside",
+                          "The grid shows the samples with the highest and the lowest score")
+            prop = inputs.int("k", default=5, label="Samples per half of the grid")
+            k = ctx.params.get("k", 5)
+            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
+                choices.invalid(prop, f"the grid holds 1 to 50 samples per half; got {k!r}")
+            choices.label_field(ctx, inputs, view, "label_field", (fo.Classification,), label="Label shown",
+                                description="Optional: a Classification field shown above each sample of the grid")
+            inputs.str("output_dir", label="Output directory",
+                       description=f"Where the pictures go; default {default_summary_dir(ctx.dataset.name, key)}")
+        return types.Property(inputs, view=types.View(label="Summarize a CAM run"))
+
+    def execute(self, ctx):
+        import cam_core
+
+        p = ctx.params
+        paths = cam_core.summarize_run(
+            ctx.target_view(), p["run_key"], output_dir=p.get("output_dir") or None, field=p.get("field"),
+            score=p.get("score") or "mass_inside", k=int(p.get("k", 5)), label_field=p.get("label_field") or None,
+        )
+        out = {"paths": paths, "saved": "\n".join(f"- {path}" for path in paths.values() if path)}
+        if not ctx.delegated:
+            # the App shows the pictures inline: data URLs need no file route
+            for name, _ in PICTURES:
+                out[name] = _data_url(paths[name]) if paths[name] else None
+        return out
+
+    def resolve_output(self, ctx):
+        results = ctx.results or {}
+        if "paths" not in results:
+            return None
+        outputs = types.Object()
+        for name, label in PICTURES:
+            if results.get(name):
+                outputs.str(name, label=label, view=types.ImageView(alt=label))
+        outputs.str("saved", label="Saved", view=types.MarkdownView(read_only=True))
+        return types.Property(outputs, view=types.View(label="CAM run summary"))
+
+
+def _data_url(path):
+    with open(path, "rb") as f:
+        return "data:image/png;base64," + base64.b64encode(f.read()).decode("ascii")
