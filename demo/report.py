@@ -134,5 +134,7 @@ def summary(result, scene_config, port=None):
         f"    model looked away from the digit. Compare with the field 'has_mark' and 'mark_drove'.",
         f"  Saved view '{result.saved_views[1]}': the answer key; '{result.saved_views[2]}': the planted shortcut.",
         f"  Runs: {', '.join(result.runs)} (dataset.list_runs(); segmenter 'fcn', ViT 'vit').",
-    ]
+        "",
+        f"Summary pictures of '{result.main_field}' (cam_core.summarize_run):",
+    ] + [f"  {path}" for path in result.summaries.values() if path]
     return "\n".join(lines)

@@ -78,6 +78,9 @@ class DemoResult:
         runs: ``{run_key: [fields]}``
         main_field: the field the story is told with
         saved_views: the saved view names
+        summaries: the summary pictures of the main field
+            (``{"mean_heatmaps": path, "extremes": path, "histograms": path}``,
+            see :func:`cam_core.summarize_run`)
     """
 
     dataset_name: str
@@ -91,6 +94,7 @@ class DemoResult:
     main_field: str
     saved_views: list
     top_n: int
+    summaries: dict
 
 
 def run_demo(config=None, log=print):
@@ -153,13 +157,19 @@ def run_demo(config=None, log=print):
         counts, rows = report.detection_rows(test_view, runs, config.top_n, sc.shortcut_class)
         views = _save_views(ds, config)
         _app_config(ds, config, runs)
+        # the pictures users look at before they open the App: mean map per
+        # class, the most and least on-digit samples, the scores' histograms
+        summaries = cam_core.summarize_run(
+            test_view, "cnn", output_dir=f"{demods.dataset_dir(config.name)}/summaries", field=config.main_field,
+            score="mass_inside", k=4, label_field="ground_truth",
+        )
     timings["total"] = sum(timings[k] for k in ("data", "dataset", "training", "predictions", "cams", "scores"))
 
     return DemoResult(
         dataset_name=ds.name, timings=timings,
         trained={k: "cached" if t.cached else "trained" for k, t in trained.items()},
         accuracy=accuracy, segmentation=segmentation, detection=rows, counts=counts, runs=runs,
-        main_field=config.main_field, saved_views=views, top_n=config.top_n,
+        main_field=config.main_field, saved_views=views, top_n=config.top_n, summaries=summaries,
     )
 
 

@@ -115,6 +115,12 @@ def test_demo_pipeline_at_reduced_size(tmp_path):
         assert result.main_field in ds.app_config.active_fields.paths
         assert "P@10 mark" in summary(result, config.scenes)
 
+        # the summary pictures of the main map, as PNG files
+        assert set(result.summaries) == {"mean_heatmaps", "extremes", "histograms"}
+        for path in result.summaries.values():
+            with open(path, "rb") as f:
+                assert f.read(8) == b"\x89PNG\r\n\x1a\n", path
+
         # a rerun loads the same weights from the cache
         import torch
 
