@@ -29,8 +29,20 @@ def candidate_layers(model, transforms=None):
 
 
 def default_layers(model, transforms=None):
-    """Suggested layers: the last stage of a CNN (a segmenter's backbone), the
-    ``norm1`` of the last block of a ViT or Swin.
+    """Suggested layers, found with one dry forward:
+
+    - a CNN: its last stage (a segmenter: its backbone's last stage);
+    - a ViT whose head reads a class token (ViT, DeiT), and Swin: the
+      ``norm1`` of the last block (``blocks.11.norm1``);
+    - a ViT whose head pools the patch tokens (timm's ``global_pool`` is
+      ``"avg"``, ``"max"`` or ``"map"``, or a ViT without prefix tokens): the
+      tokens it pools, i.e. the final ``norm`` when it is a real norm on the
+      tokens (``vit_medium_patch16_gap_256``), else the last block's output
+      (``blocks.11``).
+
+    Args:
+        model: anything :func:`cam_core.compute_cams` accepts as ``model``
+        transforms (None): overrides the model's transforms
 
     Returns:
         a list of module paths

@@ -87,3 +87,87 @@ def test_probe_leaves_model_as_found():
     probe(m)
     assert all(x.training for x in m.modules())
     assert sum(len(x._forward_hooks) for x in m.modules()) == hooks
+
+
+def avg_vit(**kw):
+    """A ViT without a class token whose head averages the patch tokens
+    (timm's ``fc_norm`` after the pooling, ``norm`` an Identity)."""
+    import timm
+
+    torch.manual_seed(0)
+    kw = dict(dict(class_token=False, global_pool="avg", num_classes=5, depth=4), **kw)
+    return timm.create_model("vit_small_patch16_224", pretrained=False, **kw).eval()
+
+
+def gap_vit():
+    """timm's ``vit_medium_patch16_gap_256`` layout, shrunk: no class token,
+    average pooling, ``norm`` kept on the tokens and no ``fc_norm``; at 224
+    pixels, the size the default ImageNet preprocessing gives."""
+    import timm
+
+    torch.manual_seed(0)
+    return timm.create_model("vit_medium_patch16_gap_256", pretrained=False, num_classes=5, depth=3, img_size=224).eval()
+
+
+def token_gradient(model, layer, x):
+    """The gradient of the top logit, summed over the batch, with respect to
+    the layer's patch tokens, as a (B, grid cells) norm per token."""
+    info = probe_model(model, x[:1]).layers[layer]
+    store = {}
+    handle = info.module.register_forward_hook(lambda m, a, out: store.setdefault("out", out))
+    try:
+        logits = model(x)
+        (grad,) = torch.autograd.grad(logits.max(dim=1).values.sum(), store["out"])
+    finally:
+        handle.remove()
+    return grad[:, info.prefix_tokens :].norm(dim=-1)
+
+
+def test_avg_pooled_vit_default_is_what_the_pooling_reads():
+    from test_equivalence import photos
+
+    m = avg_vit()
+    assert m.num_prefix_tokens == 0 and m.global_pool == "avg"
+    # the head reads every patch token of the last block's output
+    assert cam_core.default_layers(m) == ["blocks.3"]
+    assert (token_gradient(m, "blocks.3", photos(224)) > 0).all()
+    # with a real final norm on the tokens (no fc_norm), that norm is what is pooled
+    g = gap_vit()
+    p = probe(g)
+    assert p.layers["norm"].layout == "tokens" and p.layers["norm"].prefix_tokens == 0
+    assert cam_core.default_layers(g) == ["norm"]
+    assert (token_gradient(g, "norm", photos(224)) > 0).all()
+
+
+def test_class_token_vit_default_is_unchanged_its_block_output_gets_no_gradient():
+    from test_equivalence import photos
+
+    m = models.deit_tiny(depth=3)
+    assert cam_core.default_layers(m) == ["blocks.2.norm1"]
+    x = photos(224)
+    # why not the block output: the head reads only the class token there
+    assert (token_gradient(m, "blocks.2", x) == 0).all()
+    assert (token_gradient(m, "blocks.2.norm1", x) > 0).any()
+    # a class-token ViT whose head averages the patch tokens reads them: the block output
+    assert cam_core.default_layers(avg_vit(class_token=True)) == ["blocks.3"]
+
+
+@pytest.mark.parametrize("factory", [avg_vit, gap_vit, models.deit_tiny])
+def test_default_layer_maps_of_vits_are_not_empty(factory):
+    from cam_core.engine import CamEngine
+    from cam_core.targets import classifier_targets
+    from test_equivalence import photos
+
+    m = factory()
+    x = photos(224)
+    p = probe(m)
+    layers = resolve_layers(p, m, None)
+    engine = CamEngine(m, layers, ["gradcam", "layercam"])
+    try:
+        res = engine.explain(x, lambda out: classifier_targets(out, None))
+    finally:
+        engine.close()
+    assert len(res.maps) == 2
+    for (method, layer), maps in res.maps.items():
+        assert maps.shape == (2, 224, 224)
+        assert (maps.reshape(2, -1).max(axis=1) > 0).all(), (method, layer)
