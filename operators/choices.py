@@ -90,6 +90,24 @@ def score(ctx, inputs, view, field, default, description):
     return chosen
 
 
+def run_map_score(ctx, inputs, action, score_description):
+    """The start of the forms over one map of a run: what to act on (the
+    dataset, the current view or the selected samples), the run, one of its
+    heatmap fields and one of that field's scores (default ``mass_inside``).
+
+    Returns:
+        ``(view, field)``: the target view, and the chosen field (None until
+        the run and the field are valid)
+    """
+    inputs.view_target(ctx, action_description=action)
+    view = ctx.target_view()
+    key = run_key(ctx, inputs, "Run")
+    field = key and run_field(ctx, inputs, key)
+    if field:
+        score(ctx, inputs, view, field, "mass_inside", score_description)
+    return view, field
+
+
 def label_field(ctx, inputs, view, name, doc_types, label, description, required=False):
     """An optional input naming a field of ``view`` with labels of ``doc_types``.
 

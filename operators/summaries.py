@@ -65,13 +65,9 @@ class SummarizeCamRun(foo.Operator):
         from cam_core.summary import default_summary_dir
 
         inputs = types.Object()
-        inputs.view_target(ctx, action_description="Summarize")
-        view = ctx.target_view()
-        key = choices.run_key(ctx, inputs, "Run")
-        field = key and choices.run_field(ctx, inputs, key)
+        view, field = choices.run_map_score(ctx, inputs, "Summarize",
+                                            "The grid shows the samples with the highest and the lowest score")
         if field:
-            choices.score(ctx, inputs, view, field, "mass_inside",
-                          "The grid shows the samples with the highest and the lowest score")
             prop = inputs.int("k", default=5, label="Samples per half of the grid")
             k = ctx.params.get("k", 5)
             if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
@@ -79,7 +75,7 @@ class SummarizeCamRun(foo.Operator):
             choices.label_field(ctx, inputs, view, "label_field", (fo.Classification,), label="Label shown",
                                 description="Optional: a Classification field shown above each sample of the grid")
             inputs.str("output_dir", label="Output directory",
-                       description=f"Where the pictures go; default {default_summary_dir(ctx.dataset.name, key)}")
+                       description=f"Where the pictures go; default {default_summary_dir(ctx.dataset.name, ctx.params['run_key'])}")
         return types.Property(inputs, view=types.View(label="Summarize a CAM run"))
 
     def execute(self, ctx):

@@ -59,12 +59,8 @@ class SortByCamScore(foo.Operator):
         import fiftyone as fo
 
         inputs = types.Object()
-        inputs.view_target(ctx, action_description="Sort")
-        view = ctx.target_view()
-        key = choices.run_key(ctx, inputs, "Run")
-        field = key and choices.run_field(ctx, inputs, key)
+        view, field = choices.run_map_score(ctx, inputs, "Sort", "The score the samples are sorted by")
         if field:
-            choices.score(ctx, inputs, view, field, "mass_inside", "The score the samples are sorted by")
             lo = inputs.float("min_value", label="At least", description="Keep samples whose score is at least this")
             hi = inputs.float("max_value", label="At most", description="Keep samples whose score is at most this")
             low, high = ctx.params.get("min_value"), ctx.params.get("max_value")
