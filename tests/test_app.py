@@ -8,8 +8,13 @@ and saves a screenshot of its heatmap over the photo. The server and the
 browser are stopped at the end, and the test checks that none of their
 processes is left.
 
+A second test plants maps and boxes whose ``mass_inside`` scores are known
+by construction, filters the sidebar on that score (a lower bound, then
+both bounds), and checks that the grid shows exactly the expected samples.
+
 Set ``CAM_APP_SCREENSHOTS=<folder>`` to keep the screenshots.
 """
+import contextlib
 import io
 import json
 import os
@@ -70,7 +75,15 @@ def plugins_dir():
 
 
 @pytest.fixture
-def photos(dataset, image_dir, plugins_dir):
+def registered_model(plugins_dir):
+    """The test model, registered for the App server and the operator."""
+    foo.get_operator(f"{PLUGIN}/register_cam_model")("tiny-resnet", "test_operators:tiny_resnet", overwrite=True)
+    yield "tiny-resnet"
+    foo.get_operator(f"{PLUGIN}/unregister_cam_model")("tiny-resnet")
+
+
+@pytest.fixture
+def photos(dataset, image_dir, registered_model):
     """Four photos, persistent (the App server is another process), and the
     model registered for the App."""
     dataset.add_samples([
@@ -78,14 +91,20 @@ def photos(dataset, image_dir, plugins_dir):
         for name, label in PHOTOS.items()
     ])
     dataset.persistent = True
-    foo.get_operator(f"{PLUGIN}/register_cam_model")("tiny-resnet", "test_operators:tiny_resnet", overwrite=True)
     yield dataset
-    foo.get_operator(f"{PLUGIN}/unregister_cam_model")("tiny-resnet")
 
 
 @pytest.fixture
 def app_url(photos, plugins_dir):
-    """The App server, in its own process (and process group), on a free port."""
+    """The App server over ``photos``."""
+    with _app_server(plugins_dir) as url:
+        yield url
+
+
+@contextlib.contextmanager
+def _app_server(plugins_dir):
+    """The App server, in its own process (and process group), on a free port;
+    on exit, checks that nothing of its process group is left."""
     port = _free_port()
     log = tempfile.NamedTemporaryFile(prefix="cam-app-server-", suffix=".log", delete=False)
     server = subprocess.Popen(
@@ -108,7 +127,6 @@ def app_url(photos, plugins_dir):
         yield url
     finally:
         _stop_group(server)
-    # nothing of the server's process group is left
     with pytest.raises(ProcessLookupError):
         os.killpg(server.pid, 0)
 
@@ -178,14 +196,20 @@ def _wait_for_photo(element, timeout=60):
         time.sleep(1)
 
 
-def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
-    from playwright.sync_api import expect, sync_playwright
-
-    assert os.access(CHROMIUM, os.X_OK), "no /usr/bin/chromium: run scripts/setup.sh (it installs Debian's chromium)"
+def _screenshots_dir():
     shots = os.environ.get("CAM_APP_SCREENSHOTS") or tempfile.mkdtemp(prefix="cam-app-shots-")
     os.makedirs(shots, exist_ok=True)
-    profile = tempfile.mkdtemp(prefix="cam-chromium-profile-")
+    return shots
 
+
+@contextlib.contextmanager
+def _browser_page():
+    """A page of a fresh headless Chromium that reaches only the local server;
+    on exit, closes the browser and checks that none of its processes is left."""
+    from playwright.sync_api import sync_playwright
+
+    assert os.access(CHROMIUM, os.X_OK), "no /usr/bin/chromium: run scripts/setup.sh (it installs Debian's chromium)"
+    profile = tempfile.mkdtemp(prefix="cam-chromium-profile-")
     with sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=CHROMIUM_FLAGS,
@@ -194,94 +218,115 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
         try:
             page = browser.new_page()
             page.route("**/*", _local_only)
-            page.goto(f"{app_url}/datasets/{photos.name}")
-            tiles = page.locator('#root [data-cy="fo-grid"] [data-cy="looker"]')
-            expect(tiles).to_have_count(4, timeout=90000)
-            try:  # a fresh profile shows an "Explore Enterprise" popover
-                page.get_by_role("button", name="Dismiss").click(timeout=8000)
-            except Exception:
-                pass
-
-            # the operator browser, then the form
-            page.keyboard.press("`")
-            browser_panel = page.locator('[data-cy="operators-browser"]')
-            if not browser_panel.is_visible():
-                page.locator('[data-cy="action-browse-operations"]').first.click()
-            page.locator('[data-cy="operators-browser-search"]').fill("class activation")
-            page.get_by_text("Compute class activation maps").first.click()
-            form = page.locator('[data-cy="operators-prompt-modal"]')
-            suggested = form.get_by_text("layer4 [512x2x2] (suggested)")
-            expect(suggested).to_be_visible(timeout=90000)
-            execute = form.get_by_role("button", name="Execute")
-
-            # bad input is refused in the form, before anything runs
-            run_key = form.get_by_text("Run key", exact=True).locator("xpath=following::input[1]")
-            run_key.fill("bad key")
-            expect(form.get_by_text("'bad key' is not a valid run key", exact=False)).to_be_visible(timeout=30000)
-            expect(execute).to_be_disabled()
-            run_key.fill("cam")
-            suggested.locator("xpath=ancestor::*[contains(@class, 'MuiChip-root')][1]").get_by_test_id("CancelIcon").click()
-            expect(form.get_by_text("choose at least one layer (suggested: layer4)")).to_be_visible(timeout=30000)
-            expect(execute).to_be_disabled()
-
-            # two layers, two methods
-            _pick(page, form, "Layers", "layer3 [256x4x4]")
-            _pick(page, form, "Layers", "layer4 [512x2x2] (suggested)")
-            _pick(page, form, "Methods", "GradCAMPlusPlus")
-            expect(form.get_by_text("4 sample(s) x 4 map(s)", exact=False)).to_be_visible(timeout=30000)
-            expect(execute).to_be_enabled(timeout=30000)
-            page.screenshot(path=os.path.join(shots, "app-form.png"))
-            execute.click()
-
-            # progress streams while it runs; then the App says what happened
-            done = page.get_by_role("button", name="Done")
-            expect(done).to_be_visible(timeout=180000)
-            expect(page.get_by_text("4 / 4 samples")).to_be_visible()
-            expect(page.get_by_text("CAM run 'cam': 4 sample(s) got 4 map(s) each; none skipped")).to_be_visible()
-            done.click()
-
-            stored = _stored_maps(photos.name, "cam")
-            assert stored["methods"] == ["gradcam", "gradcamplusplus"]
-            assert stored["layers"] == ["layer3", "layer4"]
-            assert sorted(stored["fields"]) == sorted(
-                ["cam_gradcam_layer3", "cam_gradcam_layer4", "cam_gradcamplusplus_layer3", "cam_gradcamplusplus_layer4"]
-            )
-            assert all(v == [True] * 4 for v in stored["fields"].values())
-
-            # the new fields are in the sidebar, and the run's first map is shown
-            for field in stored["fields"]:
-                expect(page.locator(f'#root [data-cy="sidebar-field-{field}"]')).to_be_visible(timeout=30000)
-            shown = page.locator('#root [data-cy="checkbox-cam_gradcam_layer3"]')
-            expect(shown).to_have_class(re.compile("Mui-checked"), timeout=30000)
-
-            # a sample: its heatmap over the photo
-            tiles.nth(1).click()
-            media = page.locator('#modal [data-cy="modal-looker-container"]')
-            expect(media).to_be_visible(timeout=30000)
-            with_map = _wait_for_photo(media)
-            time.sleep(2)  # the overlay is painted after the image
-            with_map = _wait_for_photo(media)
-            media.screenshot(path=os.path.join(shots, "app-heatmap.png"))
-            page.screenshot(path=os.path.join(shots, "app-modal.png"))
-            page.locator('#modal [data-cy="checkbox-cam_gradcam_layer3"]').click()
-            time.sleep(3)
-            without_map = _wait_for_photo(media)
-
-            # the App loads sidebar groups with the dataset: on the next load,
-            # the run's maps sit together in their own group
-            page.keyboard.press("Escape")
-            page.reload()
-            expect(tiles).to_have_count(4, timeout=90000)
-            group = page.locator('#root [data-cy="sidebar-group-cam: cam-field"]')
-            expect(group).to_be_visible(timeout=30000)
-            after = page.locator('#root [data-cy="sidebar-group-primitives-field"]')
-            top, end = group.bounding_box()["y"], after.bounding_box()["y"]
-            for field in stored["fields"]:
-                y = page.locator(f'#root [data-cy="sidebar-field-{field}"]').bounding_box()["y"]
-                assert top < y < end, f"{field} is not in the run's sidebar group"
-            page.screenshot(path=os.path.join(shots, "app-sidebar-group.png"))
+            yield page
         finally:
             browser.close()
+    # the browser left nothing running (its processes carry the profile path)
+    deadline = time.time() + 15
+    while subprocess.run(["pgrep", "-f", profile], capture_output=True).returncode == 0:
+        assert time.time() < deadline, "chromium processes outlived the browser"
+        time.sleep(0.5)
+
+
+def _open_grid(page, url, dataset_name, count):
+    """Opens a dataset in the App; returns the grid's tiles once ``count`` are shown."""
+    from playwright.sync_api import expect
+
+    page.goto(f"{url}/datasets/{dataset_name}")
+    tiles = page.locator('#root [data-cy="fo-grid"] [data-cy="looker"]')
+    expect(tiles).to_have_count(count, timeout=90000)
+    try:  # a fresh profile shows an "Explore Enterprise" popover
+        page.get_by_role("button", name="Dismiss").click(timeout=8000)
+    except Exception:
+        pass
+    return tiles
+
+
+def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
+    from playwright.sync_api import expect
+
+    shots = _screenshots_dir()
+    with _browser_page() as page:
+        tiles = _open_grid(page, app_url, photos.name, 4)
+
+        # the operator browser, then the form
+        page.keyboard.press("`")
+        browser_panel = page.locator('[data-cy="operators-browser"]')
+        if not browser_panel.is_visible():
+            page.locator('[data-cy="action-browse-operations"]').first.click()
+        page.locator('[data-cy="operators-browser-search"]').fill("class activation")
+        page.get_by_text("Compute class activation maps").first.click()
+        form = page.locator('[data-cy="operators-prompt-modal"]')
+        suggested = form.get_by_text("layer4 [512x2x2] (suggested)")
+        expect(suggested).to_be_visible(timeout=90000)
+        execute = form.get_by_role("button", name="Execute")
+
+        # bad input is refused in the form, before anything runs
+        run_key = form.get_by_text("Run key", exact=True).locator("xpath=following::input[1]")
+        run_key.fill("bad key")
+        expect(form.get_by_text("'bad key' is not a valid run key", exact=False)).to_be_visible(timeout=30000)
+        expect(execute).to_be_disabled()
+        run_key.fill("cam")
+        suggested.locator("xpath=ancestor::*[contains(@class, 'MuiChip-root')][1]").get_by_test_id("CancelIcon").click()
+        expect(form.get_by_text("choose at least one layer (suggested: layer4)")).to_be_visible(timeout=30000)
+        expect(execute).to_be_disabled()
+
+        # two layers, two methods
+        _pick(page, form, "Layers", "layer3 [256x4x4]")
+        _pick(page, form, "Layers", "layer4 [512x2x2] (suggested)")
+        _pick(page, form, "Methods", "GradCAMPlusPlus")
+        expect(form.get_by_text("4 sample(s) x 4 map(s)", exact=False)).to_be_visible(timeout=30000)
+        expect(execute).to_be_enabled(timeout=30000)
+        page.screenshot(path=os.path.join(shots, "app-form.png"))
+        execute.click()
+
+        # progress streams while it runs; then the App says what happened
+        done = page.get_by_role("button", name="Done")
+        expect(done).to_be_visible(timeout=180000)
+        expect(page.get_by_text("4 / 4 samples")).to_be_visible()
+        expect(page.get_by_text("CAM run 'cam': 4 sample(s) got 4 map(s) each; none skipped")).to_be_visible()
+        done.click()
+
+        stored = _stored_maps(photos.name, "cam")
+        assert stored["methods"] == ["gradcam", "gradcamplusplus"]
+        assert stored["layers"] == ["layer3", "layer4"]
+        assert sorted(stored["fields"]) == sorted(
+            ["cam_gradcam_layer3", "cam_gradcam_layer4", "cam_gradcamplusplus_layer3", "cam_gradcamplusplus_layer4"]
+        )
+        assert all(v == [True] * 4 for v in stored["fields"].values())
+
+        # the new fields are in the sidebar, and the run's first map is shown
+        for field in stored["fields"]:
+            expect(page.locator(f'#root [data-cy="sidebar-field-{field}"]')).to_be_visible(timeout=30000)
+        shown = page.locator('#root [data-cy="checkbox-cam_gradcam_layer3"]')
+        expect(shown).to_have_class(re.compile("Mui-checked"), timeout=30000)
+
+        # a sample: its heatmap over the photo
+        tiles.nth(1).click()
+        media = page.locator('#modal [data-cy="modal-looker-container"]')
+        expect(media).to_be_visible(timeout=30000)
+        with_map = _wait_for_photo(media)
+        time.sleep(2)  # the overlay is painted after the image
+        with_map = _wait_for_photo(media)
+        media.screenshot(path=os.path.join(shots, "app-heatmap.png"))
+        page.screenshot(path=os.path.join(shots, "app-modal.png"))
+        page.locator('#modal [data-cy="checkbox-cam_gradcam_layer3"]').click()
+        time.sleep(3)
+        without_map = _wait_for_photo(media)
+
+        # the App loads sidebar groups with the dataset: on the next load,
+        # the run's maps sit together in their own group
+        page.keyboard.press("Escape")
+        page.reload()
+        expect(tiles).to_have_count(4, timeout=90000)
+        group = page.locator('#root [data-cy="sidebar-group-cam: cam-field"]')
+        expect(group).to_be_visible(timeout=30000)
+        after = page.locator('#root [data-cy="sidebar-group-primitives-field"]')
+        top, end = group.bounding_box()["y"], after.bounding_box()["y"]
+        for field in stored["fields"]:
+            y = page.locator(f'#root [data-cy="sidebar-field-{field}"]').bounding_box()["y"]
+            assert top < y < end, f"{field} is not in the run's sidebar group"
+        page.screenshot(path=os.path.join(shots, "app-sidebar-group.png"))
 
     # the photo alone is a photo; the map changes it a lot where it is drawn
     assert without_map.std() > 25
@@ -289,8 +334,112 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
     assert changed.mean() > 0.10, f"only {changed.mean():.1%} of the image changed with the heatmap"
     print(f"screenshots in {shots}")
 
-    # the browser left nothing running
-    deadline = time.time() + 15
-    while subprocess.run(["pgrep", "-f", profile], capture_output=True).returncode == 0:
-        assert time.time() < deadline, "chromium processes outlived the browser"
-        time.sleep(0.5)
+
+
+# The share of each photo's map that lies inside its box, planted (see scored_photos)
+MASS_INSIDE = {"astronaut": 0.2, "chelsea": 1.0, "coffee": 0.4, "rocket": 0.8, "chelsea_rgba": 0.0, "coffee_palette": 0.6}
+SCORED_CLASSES = {"astronaut": "astronaut", "chelsea": "cat", "coffee": "coffee", "rocket": "rocket",
+                  "chelsea_rgba": "cat", "coffee_palette": "coffee"}
+SCORED_FIELD = "cam_gradcam_layer4"
+
+
+@pytest.fixture
+def scored_photos(dataset, image_dir, registered_model):
+    """Six photos with a real CAM run whose maps and boxes are planted, so that
+    each map's ``mass_inside`` is known by construction (``MASS_INSIDE``).
+
+    The run is made by the plugin's operator, as from the App: it is
+    registered on the dataset and has its sidebar group with the scores as
+    filters. Then every stored map is replaced by one that is uniformly hot on
+    the left half of the image and zero elsewhere, and each photo's box (its
+    class, full height, half the width) starts at ``x0 = (1 - m) / 2``, so it
+    covers a share ``m`` of the hot half; ``cam_core.score_regions`` scores
+    the planted maps against the boxes. Each sample is tagged with its photo's
+    name: the grid shows sample tags as text, so a test can read which
+    samples it shows.
+    """
+    import cam_core
+
+    dataset.add_samples([
+        fo.Sample(
+            filepath=image_dir[name], tags=[name], ground_truth=fo.Classification(label=SCORED_CLASSES[name]),
+            boxes=fo.Detections(detections=[
+                fo.Detection(label=SCORED_CLASSES[name], bounding_box=[(1 - m) / 2, 0.0, 0.5, 1.0]),
+            ]),
+        )
+        for name, m in MASS_INSIDE.items()
+    ])
+    dataset.persistent = True
+    foo.get_operator(f"{PLUGIN}/compute_cams")(
+        dataset, registered_model, layers=["layer4"], methods="gradcam", target="field:ground_truth", run_key="cam",
+    )
+    for heat in dataset.values(SCORED_FIELD):
+        with Image.open(heat.map_path) as img:
+            w, h = img.size  # the run's maps are in the image's frame: keep it
+        planted = np.zeros((h, w), np.uint8)
+        # hot where the pixel centre is in the left half, as boxes count pixels
+        planted[:, np.arange(w) + 0.5 < w / 2] = 255
+        Image.fromarray(planted).save(heat.map_path)
+    assert cam_core.score_regions(dataset, "cam", "boxes") == len(MASS_INSIDE)
+    yield dataset
+
+
+def test_sidebar_filter_on_a_score_narrows_the_grid(scored_photos, plugins_dir):
+    from playwright.sync_api import expect
+
+    from fiftyone import ViewField as F
+
+    dataset, score = scored_photos, f"{SCORED_FIELD}.mass_inside"
+    # the scores are the planted ones (to a pixel column of each image's width)
+    assert dataset.values(score) == pytest.approx(list(MASS_INSIDE.values()), abs=0.02)
+
+    # the samples each filter must leave, from the database, in the grid's
+    # (the dataset's) order, and the same as planted; interleaved with the
+    # others, so that showing the first ones would not pass
+    def names(view):
+        return [tags[0] for tags in view.values("tags")]
+
+    above = names(dataset.match(F(score) >= 0.5))
+    between = names(dataset.match((F(score) >= 0.5) & (F(score) <= 0.9)))
+    assert above == [n for n, m in MASS_INSIDE.items() if m >= 0.5] == ["chelsea", "rocket", "coffee_palette"]
+    assert between == [n for n, m in MASS_INSIDE.items() if 0.5 <= m <= 0.9] == ["rocket", "coffee_palette"]
+
+    shots = _screenshots_dir()
+    with _app_server(plugins_dir) as url, _browser_page() as page:
+        tiles = _open_grid(page, url, dataset.name, len(MASS_INSIDE))
+        count = page.locator('#root [data-cy="entry-counts"] [data-cy="entry-count-part"]')
+        # the sample tags (the photos' names) on the tiles, and the maps over the photos
+        page.locator('#root [data-cy="checkbox-tags"]').click()
+        page.locator(f'#root [data-cy="checkbox-{SCORED_FIELD}"]').click()
+        shown = page.locator(
+            '#root [data-cy="fo-grid"] [data-cy="looker"] [data-cy^="tag-"]:not([data-cy="tag-ground_truth"])'
+        )
+
+        # before filtering: every sample
+        expect(shown).to_have_text(list(MASS_INSIDE), timeout=30000)
+        expect(count).to_have_text(str(len(MASS_INSIDE)))
+
+        # the score's filter is under its heatmap field, once the field is expanded
+        page.locator(f'#root [data-cy="sidebar-field-arrow-enabled-{SCORED_FIELD}"]').click()
+        score_filter = page.locator(f'#root [data-cy="numeric-filter-{score}"]')
+        expect(score_filter).to_be_visible(timeout=30000)
+        low, high = score_filter.get_by_placeholder("min"), score_filter.get_by_placeholder("max")
+
+        low.fill("0.5")
+        low.press("Enter")
+        expect(tiles).to_have_count(len(above), timeout=60000)
+        expect(shown).to_have_text(above, timeout=30000)
+        expect(count).to_have_text(str(len(above)))
+        # for the picture: the field's name at the top of the sidebar, its
+        # filters below; the maps are painted after the tiles
+        page.locator(f'#root [data-cy="sidebar-field-{SCORED_FIELD}"]').evaluate("el => el.scrollIntoView()")
+        time.sleep(2)
+        page.screenshot(path=os.path.join(shots, "app-score-filter.png"))
+
+        # both bounds
+        high.fill("0.9")
+        high.press("Enter")
+        expect(tiles).to_have_count(len(between), timeout=60000)
+        expect(shown).to_have_text(between, timeout=30000)
+        expect(count).to_have_text(str(len(between)))
+    print(f"screenshots in {shots}")
