@@ -10,7 +10,7 @@ from .layers import LayerInfo
 from .methods import ALIASES, METHODS, field_name
 from .models import CamModel, load_model, register_model, registered_models, resolve_model
 from .probing import candidate_layers, default_layers
-from .runs import list_cam_runs
+from .runs import list_cam_runs, skipped_reasons
 from .evaluate import score_regions
 from .summary import summarize_run
 from .views import SCORES, sort_by_score
@@ -31,6 +31,7 @@ __all__ = [
     "ALIASES",
     "field_name",
     "list_cam_runs",
+    "skipped_reasons",
     "score_regions",
     "sort_by_score",
     "summarize_run",

@@ -2,7 +2,6 @@
 import logging
 import os
 import time
-from collections import Counter
 
 import numpy as np
 import torch
@@ -16,7 +15,7 @@ from .layers import probe_model, resolve_layers
 from .methods import METHODS, field_name, resolve_methods
 from .regions import check_gt_field, region_mask
 from .models import resolve_model
-from .runs import CamRunConfig, CamRunResults
+from .runs import NO_LABEL, CamRunConfig, CamRunResults, skipped_reasons
 from .storage import STORAGE, default_output_dir, make_heatmap, to_uint8
 from .targets import (
     TargetSpec,
@@ -300,7 +299,7 @@ class _Plan:
                     for it in items:
                         reason = it.error
                         if reason is None and labels is not None and labels[it.index] is None:
-                            reason = f"no label in field '{self.target.field}'"
+                            reason = f"{NO_LABEL} '{self.target.field}'"
                         if reason is None:
                             good.append(it)
                         else:
@@ -535,13 +534,5 @@ def _write(dataset, updates):
 
 def _print_summary(run_key, done, skipped, num_fields):
     print(f"cam_core: run '{run_key}': {done} samples got {num_fields} map(s) each; {len(skipped)} skipped")
-    for reason, n in Counter(_reason_kind(s["reason"]) for s in skipped).most_common():
+    for reason, n in skipped_reasons(skipped).most_common():
         print(f"  {n} skipped: {reason}")
-
-
-def _reason_kind(reason):
-    # group "cannot read image /a.png: ..." and "/b.png" together
-    for prefix in ("file not found", "cannot read image", "preprocessing failed", "no label"):
-        if reason.startswith(prefix):
-            return prefix
-    return reason

@@ -6,6 +6,10 @@ import torch
 from .geometry import apply_transforms
 from .images import ImageReadError, load_rgb
 
+# How the messages of samples that cannot be input start (see cam_core.skipped_reasons)
+PREPROCESSING_FAILED = "preprocessing failed"
+BAD_TRANSFORM_OUTPUT = "transforms must return a (C, H, W) tensor"
+
 
 @dataclass
 class Item:
@@ -35,9 +39,9 @@ class ImageInputs(torch.utils.data.Dataset):
         try:
             x, frame = apply_transforms(self.steps, img)
         except Exception as e:  # a transform that cannot take this image
-            return Item(i, error=f"preprocessing failed for {self.paths[i]}: {e}")
+            return Item(i, error=f"{PREPROCESSING_FAILED} for {self.paths[i]}: {e}")
         if not isinstance(x, torch.Tensor) or x.ndim != 3:
-            return Item(i, error=f"transforms must return a (C, H, W) tensor; got {type(x).__name__}")
+            return Item(i, error=f"{BAD_TRANSFORM_OUTPUT}; got {type(x).__name__}")
         return Item(i, x, frame)
 
 

@@ -3,6 +3,12 @@ import numpy as np
 from PIL import Image, ImageOps
 
 
+# The kinds of read errors, as their messages start (cam_core.skipped_reasons
+# groups a run's skipped samples by them)
+NOT_FOUND = "file not found"
+UNREADABLE = "cannot read image"
+
+
 class ImageReadError(Exception):
     """An image file is missing, unreadable or corrupt."""
 
@@ -29,9 +35,9 @@ def load_rgb(path):
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img)
     except FileNotFoundError:
-        raise ImageReadError(f"file not found: {path}") from None
+        raise ImageReadError(f"{NOT_FOUND}: {path}") from None
     except Exception as e:  # PIL raises many types for corrupt data
-        raise ImageReadError(f"cannot read image {path}: {e}") from None
+        raise ImageReadError(f"{UNREADABLE} {path}: {e}") from None
 
 
 def _to_rgb(img):

@@ -4,9 +4,16 @@ These classes are found by their absolute name (``cam_core.runs.CamRunConfig``)
 when FiftyOne loads a run, so ``delete_run`` works from any process that can
 import ``cam_core``.
 """
+from collections import Counter
+
 import fiftyone.core.runs as fors
 
+from .data import BAD_TRANSFORM_OUTPUT, PREPROCESSING_FAILED
+from .images import NOT_FOUND, UNREADABLE
 from .storage import remove_map_files
+
+# "no label in field 'ground_truth'": the field is the run's, not the sample's
+NO_LABEL = "no label in field"
 
 
 class CamRunConfig(fors.RunConfig):
@@ -55,6 +62,43 @@ class CamRun(fors.Run):
 class CamRunResults(fors.RunResults):
     """What a run did: ``num_samples`` explained, ``num_skipped`` and
     ``skipped`` (a list of ``{"id", "filepath", "reason"}``), ``seconds``."""
+
+    def skipped_reasons(self):
+        """The skipped samples counted by kind of reason: :func:`skipped_reasons`."""
+        return skipped_reasons(self)
+
+
+def skipped_reasons(results):
+    """Counts a run's skipped samples by kind of reason, leaving out what is
+    particular to each sample (its path, the decoder's message).
+
+    Args:
+        results: a run's results (what :func:`cam_core.compute_cams` or
+            ``dataset.load_run_results(run_key)`` return), or its ``skipped``
+            list of ``{"id", "filepath", "reason"}`` dicts, or reason strings
+
+    Returns:
+        a ``collections.Counter`` ``{kind: number of samples}``, kinds in the
+        order first met (``.most_common()`` sorts them). The kinds:
+        ``"file not found"``, ``"cannot read image"`` (unreadable or corrupt,
+        e.g. truncated), ``"preprocessing failed"`` (a transform raised),
+        ``"transforms must return a (C, H, W) tensor"`` and
+        ``"no label in field '<field>'"``; any other reason counts by its text
+        before the first ``": "``. E.g. ``Counter({"file not found": 2,
+        "cannot read image": 1})``
+    """
+    skipped = getattr(results, "skipped", results) or []
+    return Counter(_reason_kind(s if isinstance(s, str) else s["reason"]) for s in skipped)
+
+
+def _reason_kind(reason):
+    # "file not found: /a.jpg" and "file not found: /b.jpg" are one reason
+    for kind in (NOT_FOUND, UNREADABLE, PREPROCESSING_FAILED, BAD_TRANSFORM_OUTPUT):
+        if reason.startswith(kind):
+            return kind
+    if reason.startswith(NO_LABEL):
+        return reason
+    return reason.split(": ", 1)[0]
 
 
 def list_cam_runs(samples):

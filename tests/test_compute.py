@@ -320,3 +320,40 @@ def test_rename_run_renames_its_fields(dataset, image_dir):
     assert set(config.fields) == {"first_gradcam_layer4", "first_layercam_layer4"} and config.agreement_field == "first_agreement"
     dataset.delete_run("first")
     assert not [f for f in dataset.get_field_schema() if f.startswith("first_")]
+
+
+def test_skipped_reasons_group_a_run_by_kind(dataset, image_dir, tmp_path):
+    import shutil
+
+    import fiftyone as fo
+
+    # two missing files, two unreadable ones, a transform that raises, a sample without its label
+    tiny_copy = str(tmp_path / "tiny-copy.png")
+    shutil.copy(image_dir["tiny"], tiny_copy)
+    paths = [image_dir["astronaut"], image_dir["missing"], str(tmp_path / "gone.jpg"), image_dir["truncated"],
+             image_dir["notanimage"], tiny_copy, image_dir["chelsea"]]
+    labels = [fo.Classification(label="class1")] * 6 + [None]
+    dataset.add_samples([fo.Sample(filepath=p, ground_truth=l) for p, l in zip(paths, labels)])
+
+    def refuse_tiny(img):
+        if min(img.size) < 8:
+            raise ValueError(f"{img.size} is too small")
+        return img
+
+    res = cam_core.compute_cams(dataset, models.resnet18(), target="field:ground_truth", classes=classes(),
+                                transforms=T.Compose([T.Lambda(refuse_tiny), small()]))
+    assert res.num_samples == 1 and res.num_skipped == 6
+    expected = {"file not found": 2, "cannot read image": 2, "preprocessing failed": 1,
+                "no label in field 'ground_truth'": 1}
+    assert cam_core.skipped_reasons(res) == expected
+    # each kind is how the real reason starts, without its per-sample part (path, decoder message)
+    for s in res.skipped:
+        (kind,) = cam_core.skipped_reasons([s["reason"]])
+        assert s["reason"].startswith(kind)
+    # the same from the results loaded back, from the skipped list, and as a method
+    loaded = dataset.load_run_results("cam")
+    assert cam_core.skipped_reasons(loaded) == cam_core.skipped_reasons(loaded.skipped) == expected
+    assert loaded.skipped_reasons().most_common(2)[0][1] == 2
+    assert cam_core.skipped_reasons([]) == {}
+    # a reason cam_core does not write counts by its text before ': '
+    assert cam_core.skipped_reasons(["out of memory: 3 GB", "out of memory: 4 GB"]) == {"out of memory": 2}
