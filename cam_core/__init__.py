@@ -9,7 +9,7 @@ from .compute import compute_cams
 from .layers import LayerInfo
 from .methods import ALIASES, METHODS, field_name
 from .models import CamModel, load_model, register_model, registered_models, resolve_model
-from .probing import candidate_layers, default_layers
+from .probing import ModelDescription, candidate_layers, default_layers, describe_model
 from .runs import list_cam_runs, skipped_reasons
 from .evaluate import score_regions
 from .summary import summarize_run
@@ -21,6 +21,8 @@ __all__ = [
     "compute_cams",
     "candidate_layers",
     "default_layers",
+    "describe_model",
+    "ModelDescription",
     "load_model",
     "register_model",
     "registered_models",

@@ -6,7 +6,7 @@ A layer can be explained when its output is a feature map: channels-first
 All of this is read off one dry forward of the model, never hard-coded.
 """
 import difflib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -25,14 +25,21 @@ class LayerInfo:
         layout: ``"nchw"``, ``"nhwc"`` or ``"tokens"``
         prefix_tokens: leading non-patch tokens (class, distillation), tokens only
         stride: input pixels per grid cell (y, x), tokens only
+        grid: the (h, w) of its grid in the dry forward
     """
 
     name: str
-    module: nn.Module
+    module: nn.Module = field(repr=False)
     shape: tuple
     layout: str
     prefix_tokens: int = 0
     stride: tuple = None
+    grid: tuple = None
+
+    @property
+    def channels(self):
+        """The number of channels (features per grid cell)."""
+        return self.shape[3] if self.layout == "nhwc" else self.shape[2] if self.layout == "tokens" else self.shape[1]
 
     def to_nchw(self, t, input_hw=None):
         """Returns the layer output ``t`` as a ``(B, C, H, W)`` tensor."""
@@ -138,6 +145,9 @@ def probe_model(model, input_tensor):
             info.module = modules[name]
             layers[name] = info
     _settle_ambiguous(layers)
+    for info in layers.values():
+        if info.grid is None:
+            info.grid = tuple(info.shape[1:3] if info.layout == "nhwc" else info.shape[2:4])
     for name in names.values():
         if name not in records:
             rejected[name] = "it did not run in the forward"
@@ -179,7 +189,7 @@ def _classify(name, shape, input_hw, grids, prefix_hint):
         if best is None:
             return f"its output {shape} has no token count matching a patch grid", None
         stride = (H // best[0], W // best[1])
-        return None, LayerInfo(name, None, shape, "tokens", n - best[0] * best[1], stride)
+        return None, LayerInfo(name, None, shape, "tokens", n - best[0] * best[1], stride, best)
     return f"its output {shape} has no spatial grid", None
 
 

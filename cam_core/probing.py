@@ -1,4 +1,7 @@
 """A model's explainable layers, for users and forms."""
+from dataclasses import dataclass, field
+
+import torch
 from PIL import Image
 
 from . import layers as _layers
@@ -6,11 +9,21 @@ from .geometry import apply_transforms, transform_steps
 from .models import resolve_model
 
 
-def _probe(model, transforms=None, image_size=(224, 224)):
+def _probe_input(cam_model, input_size=None):
+    """What the model's transforms make of a plain grey 224x224 image, resized
+    to ``input_size`` when one is given, as a batch of one."""
+    x, _ = apply_transforms(transform_steps(cam_model.transforms), Image.new("RGB", (224, 224), (128, 128, 128)))
+    x = x[None]
+    if input_size is not None:
+        x = torch.nn.functional.interpolate(x, size=input_size, mode="nearest")  # the image is one colour
+    for t in list(cam_model.module.parameters()) + list(cam_model.module.buffers()):
+        return x.to(t.device)
+    return x
+
+
+def _probe(model, transforms=None):
     cam_model = resolve_model(model, transforms=transforms)
-    x, _ = apply_transforms(transform_steps(cam_model.transforms), Image.new("RGB", image_size, (128, 128, 128)))
-    device = next(iter(cam_model.module.parameters())).device
-    return cam_model.module, _layers.probe_model(cam_model.module, x[None].to(device))
+    return cam_model.module, _layers.probe_model(cam_model.module, _probe_input(cam_model))
 
 
 def candidate_layers(model, transforms=None):
@@ -49,3 +62,147 @@ def default_layers(model, transforms=None):
     """
     module, probe = _probe(model, transforms)
     return _layers.default_layers(probe, module)
+
+
+@dataclass(repr=False)
+class ModelDescription:
+    """What one dry forward tells about a model (see :func:`describe_model`).
+
+    Its ``repr`` is a table of the layers; :meth:`to_dict` gives JSON.
+
+    Attributes:
+        model: the :class:`cam_core.CamModel` described (module, transforms,
+            classes); pass it on to :func:`cam_core.compute_cams` to use the
+            model without loading it again
+        layers: a :class:`cam_core.LayerInfo` per explainable layer, in forward
+            order: ``name``, ``shape`` (batch of 1), ``layout`` (``"nchw"``,
+            ``"nhwc"`` or ``"tokens"``), ``grid`` (h, w), ``channels``,
+            ``prefix_tokens`` and ``stride`` (tokens only)
+        default_layers: the suggested layer names (:func:`cam_core.default_layers`)
+        classes: the class names, indexed like the outputs, or None
+        num_outputs: the number of classes the model scores
+        segmenter: whether the model outputs per-pixel scores
+        input_size: the (height, width) of the input the model was probed with
+    """
+
+    model: object = field(repr=False)
+    layers: list
+    default_layers: list
+    classes: list
+    num_outputs: int
+    segmenter: bool
+    input_size: tuple
+
+    @property
+    def layer_names(self):
+        """The names of :attr:`layers`."""
+        return [info.name for info in self.layers]
+
+    def layer(self, name):
+        """The :class:`cam_core.LayerInfo` of one layer; KeyError if it is not explainable."""
+        for info in self.layers:
+            if info.name == name:
+                return info
+        raise KeyError(f"'{name}' is not an explainable layer of this model; see .layer_names")
+
+    def to_dict(self):
+        """The description as JSON-ready built-in types (no module objects)."""
+        return {
+            "kind": "segmenter" if self.segmenter else "classifier",
+            "segmenter": self.segmenter,
+            "num_outputs": self.num_outputs,
+            "classes": None if self.classes is None else [str(c) for c in self.classes],
+            "input_size": list(self.input_size),
+            "default_layers": list(self.default_layers),
+            "layers": [
+                {
+                    "name": info.name,
+                    "shape": list(info.shape),
+                    "layout": info.layout,
+                    "grid": list(info.grid),
+                    "channels": info.channels,
+                    "prefix_tokens": info.prefix_tokens,
+                    "stride": None if info.stride is None else list(info.stride),
+                }
+                for info in self.layers
+            ],
+        }
+
+    def __repr__(self):
+        kind = "segmenter" if self.segmenter else "classifier"
+        named = f"{len(self.classes)} named classes" if self.classes is not None else "no class names"
+        h, w = self.input_size
+        lines = [
+            f"{kind} with {self.num_outputs} outputs ({named}), probed with a {h}x{w} input",
+            f"default layers: {', '.join(self.default_layers)}",
+            f"{len(self.layers)} explainable layers (name, layout, grid, channels):",
+        ]
+        width = max((len(info.name) for info in self.layers), default=0)
+        for info in self.layers:
+            n = info.prefix_tokens
+            extra = f", {n} prefix token{'s' if n > 1 else ''}" if n else ""
+            mark = "  <- default" if info.name in self.default_layers else ""
+            grid = "x".join(map(str, info.grid))
+            lines.append(f"  {info.name:<{width}}  {info.layout:<6}  {grid:>7}  {info.channels:>5}{extra}{mark}")
+        return "\n".join(lines)
+
+
+def describe_model(model, input_size=None, transforms=None, classes=None):
+    """Describes what can be explained in a model, from one dry forward
+    (nothing is computed on a dataset): its layers, the suggested ones, its
+    classes and kind. For a form's choices, or to pick ``layers`` in a notebook.
+
+    Args:
+        model: anything :func:`cam_core.compute_cams` accepts as ``model``: a
+            ``torch.nn.Module``, a FiftyOne ``TorchImageModel``, a
+            :class:`cam_core.CamModel` (e.g. ``cam_core.load_model("timm:vit_small_patch16_224",
+            pretrained=False)`` for random weights), or a name such as
+            ``"torchvision:resnet50"`` (pretrained weights: a download)
+        input_size (None): the (height, width) of the model input to probe
+            with, or an int for a square; grids and token counts follow it
+            (a 160x160 input gives a ViT-16 a 10x10 grid). None: the size the
+            model's transforms make of an image (224x224 for ImageNet's resize
+            256 / centre crop 224)
+        transforms (None): overrides the model's transforms
+        classes (None): overrides the model's class names
+
+    Returns:
+        a :class:`ModelDescription`: ``layers`` (each with ``name``, ``shape``,
+        ``layout``, ``grid``, ``channels``, ``prefix_tokens``), ``default_layers``,
+        ``classes``, ``num_outputs``, ``segmenter``, ``input_size``, ``model``;
+        ``to_dict()`` for JSON
+
+    Raises:
+        ValueError: for an ``input_size`` that is not a positive size or that
+            the model refuses, or a model with no explainable layer
+    """
+    size = _check_input_size(input_size)
+    cam_model = resolve_model(model, transforms=transforms, classes=classes)
+    x = _probe_input(cam_model, size)
+    try:
+        probe = _layers.probe_model(cam_model.module, x)
+    except Exception as e:
+        if size is None:
+            raise
+        raise ValueError(
+            f"the model cannot take a {size[0]}x{size[1]} input ({type(e).__name__}: {e}); give the size it "
+            f"was built for, or input_size=None for what its transforms produce"
+        ) from None
+    return ModelDescription(
+        model=cam_model,
+        layers=list(probe.layers.values()),
+        default_layers=_layers.default_layers(probe, cam_model.module),
+        classes=cam_model.classes,
+        num_outputs=int(probe.output_shape[1]),
+        segmenter=probe.is_segmenter,
+        input_size=tuple(int(d) for d in probe.input_hw),
+    )
+
+
+def _check_input_size(input_size):
+    if input_size is None:
+        return None
+    size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size) if isinstance(input_size, (tuple, list)) else None
+    if size is None or len(size) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in size):
+        raise ValueError(f"input_size must be a positive int or a (height, width) pair of them, or None; got {input_size!r}")
+    return size

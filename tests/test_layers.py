@@ -171,3 +171,56 @@ def test_default_layer_maps_of_vits_are_not_empty(factory):
     for (method, layer), maps in res.maps.items():
         assert maps.shape == (2, 224, 224)
         assert (maps.reshape(2, -1).max(axis=1) > 0).all(), (method, layer)
+
+
+def test_describe_model_of_a_resnet():
+    import json
+
+    m = models.resnet18()
+    d = cam_core.describe_model(m, classes=[f"c{i}" for i in range(1000)])
+    assert d.input_size == (224, 224)  # the default ImageNet preprocessing's crop
+    assert d.default_layers == ["layer4"] == cam_core.default_layers(m)
+    assert d.layer_names == [i.name for i in cam_core.candidate_layers(m)]
+    assert "fc" not in d.layer_names
+    l4 = d.layer("layer4")
+    assert (l4.layout, l4.shape, l4.grid, l4.channels) == ("nchw", (1, 512, 7, 7), (7, 7), 512)
+    assert d.layer("conv1").grid == (112, 112)
+    assert not d.segmenter and d.num_outputs == 1000 and d.classes[3] == "c3"
+    assert d.model.module is m
+    # JSON for a form; the repr is a table that marks the default
+    doc = json.loads(json.dumps(d.to_dict()))
+    assert doc["kind"] == "classifier" and doc["default_layers"] == ["layer4"] and doc["input_size"] == [224, 224]
+    assert doc["layers"][-1] == {"name": "layer4", "shape": [1, 512, 7, 7], "layout": "nchw", "grid": [7, 7],
+                                 "channels": 512, "prefix_tokens": 0, "stride": None}
+    assert "layer4  " in repr(d) and "<- default" in repr(d).splitlines()[-1]
+    with pytest.raises(KeyError, match="not an explainable layer"):
+        d.layer("fc")
+    # grids follow input_size
+    assert cam_core.describe_model(m, input_size=(320, 160)).layer("layer4").grid == (10, 5)
+    assert cam_core.describe_model(m, input_size=96).input_size == (96, 96)
+
+
+def test_describe_model_of_vits():
+    d = cam_core.describe_model(models.deit_distilled(depth=2))
+    info = d.layer("blocks.1.norm1")
+    assert (info.layout, info.grid, info.prefix_tokens, info.stride, info.channels) == ("tokens", (14, 14), 2, (16, 16), 192)
+    assert d.default_layers == ["blocks.1.norm1"] and d.classes is None and d.num_outputs == 1000
+    assert d.to_dict()["layers"][d.layer_names.index("blocks.1.norm1")]["prefix_tokens"] == 2
+    # a ViT that takes other sizes: the grid is the input's
+    vit = cam_core.load_model("timm:vit_small_patch16_224", pretrained=False, depth=2, class_token=False,
+                              global_pool="avg", num_classes=5, dynamic_img_size=True)
+    d = cam_core.describe_model(vit, input_size=160)
+    assert d.input_size == (160, 160) and d.default_layers == ["blocks.1"]
+    assert d.layer("blocks.1").grid == (10, 10) and d.layer("blocks.1").prefix_tokens == 0
+    assert d.num_outputs == 5 and d.model.module is vit.module
+
+
+def test_describe_model_of_a_segmenter_and_bad_sizes():
+    d = cam_core.describe_model(models.deeplab(), input_size=128)
+    assert d.segmenter and d.num_outputs == 21 and d.default_layers == ["backbone.16"]
+    assert d.to_dict()["kind"] == "segmenter"
+    with pytest.raises(ValueError, match=r"cannot take a 160x160 input"):
+        cam_core.describe_model(models.deit_tiny(depth=1), input_size=160)
+    for bad in (0, (224,), "224", (224.0, 224), True):
+        with pytest.raises(ValueError, match="input_size must be"):
+            cam_core.describe_model(models.resnet18(), input_size=bad)
