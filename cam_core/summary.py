@@ -105,14 +105,28 @@ def _mean_heatmaps(plt, view, field, output_dir, size):
     return path
 
 
-def _extremes(plt, view, field, score, k, label_field, output_dir, size):
+def extreme_samples(samples, field, score, k):
+    """The samples with the highest and the lowest ``score`` of ``field``.
+
+    With fewer than ``2 * k`` scored samples, the two halves split them
+    (the highest half takes the odd one) instead of showing some twice.
+
+    Returns:
+        ``(highest, lowest)``: two views, highest and lowest score first
+    """
     from fiftyone import ViewField as F
 
-    scored = view.match(F(f"{field}.{score}") != None)  # noqa: E711 (MongoDB expression)
-    if len(scored) == 0:
+    path = f"{field}.{score}"
+    scored = samples.match(F(path) != None)  # noqa: E711 (MongoDB expression)
+    n = len(scored)
+    n_low = min(k, n // 2)
+    return scored.sort_by(path, reverse=True).limit(min(k, n - n_low)), scored.sort_by(path).limit(n_low)
+
+
+def _extremes(plt, view, field, score, k, label_field, output_dir, size):
+    high, low = extreme_samples(view, field, score, k)
+    if not high:
         return None
-    high = scored.sort_by(f"{field}.{score}", reverse=True).limit(k)
-    low = scored.sort_by(f"{field}.{score}").limit(k)
     halves = [(f"highest {score}", list(high)), (f"lowest {score}", list(low))]
     rows = max(len(h[1]) for h in halves)
     fig, axes = plt.subplots(rows, 4, figsize=(9, 2.4 * rows), squeeze=False)
@@ -131,6 +145,8 @@ def _extremes(plt, view, field, score, k, label_field, output_dir, size):
             ax_cam.imshow(img)
             ax_cam.imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
             ax_cam.set_title(f"{score} = {heat[score]:.2f}" if isinstance(heat[score], float) else f"{score} = {heat[score]}", fontsize=8)
+        if not samples:
+            continue
         axes[0, 2 * half].annotate(title, (1.05, 1.35), xycoords="axes fraction", ha="center", fontsize=10, weight="bold")
     path = os.path.join(output_dir, f"{field}_extremes_{score}.png")
     fig.savefig(path, dpi=100, bbox_inches="tight")

@@ -28,8 +28,11 @@ def dropdown(values):
     return view
 
 
-def run_key(ctx, inputs, label):
+def run_key(ctx, inputs, label, preselect=False):
     """The ``run_key`` input: one of the dataset's CAM runs.
+
+    Args:
+        preselect (False): offer the newest run by default (not for deleting)
 
     Returns:
         the chosen key, or None when there is none yet or it is invalid
@@ -37,11 +40,13 @@ def run_key(ctx, inputs, label):
     import cam_core
 
     keys = cam_core.list_cam_runs(ctx.dataset)
-    prop = inputs.enum("run_key", keys, required=True, label=label, view=dropdown(keys))
+    newest = max(keys, key=lambda k: ctx.dataset.get_run_info(k).timestamp) if keys else None
+    default = newest if preselect else None
+    prop = inputs.enum("run_key", keys, default=default, required=True, label=label, view=dropdown(keys))
     if not keys:
         invalid(prop, "this dataset has no CAM run: compute one first (compute_cams)")
         return None
-    key = ctx.params.get("run_key")
+    key = ctx.params.get("run_key") or default
     if key is not None and key not in keys:
         invalid(prop, f"'{key}' is not a CAM run of this dataset; CAM runs: {', '.join(keys)}")
         return None
@@ -96,16 +101,16 @@ def run_map_score(ctx, inputs, action, score_description):
     heatmap fields and one of that field's scores (default ``mass_inside``).
 
     Returns:
-        ``(view, field)``: the target view, and the chosen field (None until
-        the run and the field are valid)
+        ``(view, run_key, field)``: the target view, the chosen run and
+        field (each None until it is valid)
     """
     inputs.view_target(ctx, action_description=action)
     view = ctx.target_view()
-    key = run_key(ctx, inputs, "Run")
+    key = run_key(ctx, inputs, "Run", preselect=True)
     field = key and run_field(ctx, inputs, key)
     if field:
         score(ctx, inputs, view, field, "mass_inside", score_description)
-    return view, field
+    return view, key, field
 
 
 def label_field(ctx, inputs, view, name, doc_types, label, description, required=False):

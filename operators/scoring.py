@@ -62,7 +62,7 @@ class ScoreCamRun(foo.Operator):
 
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Score the maps of")
-        key = choices.run_key(ctx, inputs, "Run")
+        key = choices.run_key(ctx, inputs, "Run", preselect=True)
         if key:
             gt, ok = choices.label_field(
                 ctx, inputs, ctx.target_view(), "gt_field", (fo.Detections, fo.Polylines, fo.Segmentation),

@@ -65,7 +65,7 @@ class SummarizeCamRun(foo.Operator):
         from cam_core.summary import default_summary_dir
 
         inputs = types.Object()
-        view, field = choices.run_map_score(ctx, inputs, "Summarize",
+        view, key, field = choices.run_map_score(ctx, inputs, "Summarize",
                                             "The grid shows the samples with the highest and the lowest score")
         if field:
             prop = inputs.int("k", default=5, label="Samples per half of the grid")
@@ -75,7 +75,7 @@ class SummarizeCamRun(foo.Operator):
             choices.label_field(ctx, inputs, view, "label_field", (fo.Classification,), label="Label shown",
                                 description="Optional: a Classification field shown above each sample of the grid")
             inputs.str("output_dir", label="Output directory",
-                       description=f"Where the pictures go; default {default_summary_dir(ctx.dataset.name, ctx.params['run_key'])}")
+                       description=f"Where the pictures go; default {default_summary_dir(ctx.dataset.name, key)}")
         return types.Property(inputs, view=types.View(label="Summarize a CAM run"))
 
     def execute(self, ctx):

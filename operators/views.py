@@ -59,7 +59,7 @@ class SortByCamScore(foo.Operator):
         import fiftyone as fo
 
         inputs = types.Object()
-        view, field = choices.run_map_score(ctx, inputs, "Sort", "The score the samples are sorted by")
+        view, key, field = choices.run_map_score(ctx, inputs, "Sort", "The score the samples are sorted by")
         if field:
             lo = inputs.float("min_value", label="At least", description="Keep samples whose score is at least this")
             hi = inputs.float("max_value", label="At most", description="Keep samples whose score is at most this")

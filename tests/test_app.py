@@ -11,6 +11,9 @@ processes is left.
 A second test plants maps and boxes whose ``mass_inside`` scores are known
 by construction, filters the sidebar on that score (a lower bound, then
 both bounds), and checks that the grid shows exactly the expected samples.
+A third runs ``sort_by_cam_score`` from the operator browser on the same
+planted scores (the grid shows the expected samples in the expected order),
+then ``summarize_cam_run``, whose three pictures the App shows.
 
 Set ``CAM_APP_SCREENSHOTS=<folder>`` to keep the screenshots.
 """
@@ -442,4 +445,67 @@ def test_sidebar_filter_on_a_score_narrows_the_grid(scored_photos, plugins_dir):
         expect(tiles).to_have_count(len(between), timeout=60000)
         expect(shown).to_have_text(between, timeout=30000)
         expect(count).to_have_text(str(len(between)))
+    print(f"screenshots in {shots}")
+
+
+def _run_operator(page, search, label):
+    """Opens an operator's form from the operator browser; returns the form."""
+    from playwright.sync_api import expect
+
+    page.keyboard.press("`")
+    if not page.locator('[data-cy="operators-browser"]').is_visible():
+        page.locator('[data-cy="action-browse-operations"]').first.click()
+    page.locator('[data-cy="operators-browser-search"]').fill(search)
+    page.get_by_text(label, exact=True).first.click()
+    form = page.locator('[data-cy="operators-prompt-modal"]')
+    expect(form).to_be_visible(timeout=30000)
+    return form
+
+
+def test_sort_and_summarize_a_run_from_the_operator_browser(scored_photos, plugins_dir):
+    from playwright.sync_api import expect
+
+    import cam_core
+
+    dataset = scored_photos
+    # least on-object first, at most 0.5: known by construction, and what the database gives
+    expected = sorted((n for n, m in MASS_INSIDE.items() if m <= 0.5), key=MASS_INSIDE.get)
+    assert expected == ["chelsea_rgba", "astronaut", "coffee"]
+    by_db = cam_core.sort_by_score(dataset, "cam", "mass_inside", max_value=0.5)
+    assert [tags[0] for tags in by_db.values("tags")] == expected
+
+    shots = _screenshots_dir()
+    with _app_server(plugins_dir) as url, _browser_page() as page:
+        tiles = _open_grid(page, url, dataset.name, len(MASS_INSIDE))
+        page.locator('#root [data-cy="checkbox-tags"]').click()
+        shown = page.locator(
+            '#root [data-cy="fo-grid"] [data-cy="looker"] [data-cy^="tag-"]:not([data-cy="tag-ground_truth"])'
+        )
+        expect(shown).to_have_text(list(MASS_INSIDE), timeout=30000)
+
+        # the run, its map and mass_inside are preselected: only the bound is typed
+        form = _run_operator(page, "CAM score", "Sort samples by a CAM score")
+        at_most = form.get_by_text("At most", exact=True).locator("xpath=following::input[1]")
+        expect(at_most).to_be_visible(timeout=30000)
+        at_most.fill("0.5")
+        execute = form.get_by_role("button", name="Execute")
+        expect(execute).to_be_enabled(timeout=30000)
+        execute.click()
+        expect(tiles).to_have_count(len(expected), timeout=60000)
+        expect(shown).to_have_text(expected, timeout=30000)
+        page.screenshot(path=os.path.join(shots, "app-sorted-view.png"))
+
+        # the summary's three pictures, shown in the App
+        for close in ("Done", "Close"):
+            button = page.get_by_role("button", name=close)
+            if button.count() and button.first.is_visible():
+                button.first.click()
+        form = _run_operator(page, "Summarize", "Summarize a CAM run")
+        execute = form.get_by_role("button", name="Execute")
+        expect(execute).to_be_enabled(timeout=30000)
+        execute.click()
+        pictures = page.locator('img[src^="data:image/png;base64,"]')
+        expect(pictures).to_have_count(3, timeout=120000)
+        time.sleep(1)
+        page.screenshot(path=os.path.join(shots, "app-summary.png"))
     print(f"screenshots in {shots}")

@@ -153,3 +153,20 @@ def test_summarize_cam_run_saves_and_shows_the_pictures(run, tmp_path):
         op("summarize_cam_run")(run, "cam", k=0)
     with pytest.raises(ExecutionError, match="'objects' is not a Classification field"):
         op("summarize_cam_run")(run, "cam", label_field="objects")
+
+
+def test_the_summary_grid_splits_a_small_view_instead_of_repeating_samples(run):
+    from cam_core.summary import extreme_samples
+
+    op("score_cam_run")(run, "cam", "objects")
+    field = "cam_eigencam_layer4"
+    values = {i: v for i, v in scores(run, f"{field}.mass_inside").items() if v is not None}
+    ranked = sorted(values.values(), reverse=True)
+    n_low = len(ranked) // 2
+    high, low = extreme_samples(run, field, "mass_inside", k=5)
+    # ties may come in either order: compare the scores, and that no sample is in both halves
+    assert high.values(f"{field}.mass_inside") == ranked[:len(ranked) - n_low]
+    assert low.values(f"{field}.mass_inside") == ranked[::-1][:n_low]
+    assert sorted(high.values("id") + low.values("id")) == sorted(values)
+    high, low = extreme_samples(run, field, "mass_inside", k=1)
+    assert (high.values(f"{field}.mass_inside"), low.values(f"{field}.mass_inside")) == ([ranked[0]], [ranked[-1]])
