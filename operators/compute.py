@@ -1,6 +1,4 @@
 """The ``compute_cams`` operator: the form, then one :func:`cam_core.compute_cams` call."""
-from collections import Counter
-
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
@@ -165,7 +163,9 @@ class _Job:
 
 def summary(run_key, results):
     """What the App tells the user when a run ends (JSON)."""
-    reasons = Counter(_reason_kind(s["reason"]) for s in results.skipped)
+    import cam_core
+
+    reasons = cam_core.skipped_reasons(results)
     n_maps = len(results.fields)
     message = f"CAM run '{run_key}': {results.num_samples} sample(s) got {n_maps} map(s) each"
     if results.num_skipped:
@@ -181,14 +181,6 @@ def summary(run_key, results):
         "fields": list(results.fields),
         "message": message,
     }
-
-
-def _reason_kind(reason):
-    # "file not found: /a.jpg" and "file not found: /b.jpg" are one reason
-    for prefix in ("file not found", "cannot read image", "preprocessing failed", "no label in field"):
-        if reason.startswith(prefix):
-            return prefix if prefix != "no label in field" else reason
-    return reason.split(":", 1)[0]
 
 
 def _immediate(ctx, job):

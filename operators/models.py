@@ -201,31 +201,17 @@ def _load(source, name, pretrained):
 
 
 def probe(model):
-    """One dry forward of a :class:`cam_core.CamModel`: its layers, kind and
-    suggested layers (what ``cam_core.candidate_layers`` and
-    ``cam_core.default_layers`` each find, read off a single forward).
+    """One dry forward of a :class:`cam_core.CamModel` (:func:`cam_core.describe_model`):
+    its layers, kind and suggested layers.
 
     Returns:
         a :class:`ModelFacts`
     """
-    from PIL import Image
+    import cam_core
 
-    from cam_core.geometry import apply_transforms, transform_steps
-    from cam_core.layers import default_layers, probe_model
-
-    x, _ = apply_transforms(transform_steps(model.transforms), Image.new("RGB", (224, 224), (128, 128, 128)))
-    params = list(model.module.parameters())
-    device = params[0].device if params else "cpu"
-    found = probe_model(model.module, x[None].to(device))
-    if not found.layers:
-        raise ValueError("the model has no layer with a spatial output")
-    return ModelFacts(
-        model=model,
-        layers=list(found.layers.values()),
-        suggested=default_layers(found, model.module),
-        segmenter=found.is_segmenter,
-        num_outputs=int(found.output_shape[1]),
-    )
+    d = cam_core.describe_model(model)
+    return ModelFacts(model=d.model, layers=d.layers, suggested=d.default_layers, segmenter=d.segmenter,
+                      num_outputs=d.num_outputs)
 
 
 def _load_error(source, name, pretrained, error):
