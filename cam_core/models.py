@@ -112,14 +112,30 @@ def _load_torchvision(name, kwargs):
     return CamModel(module, weights.transforms(), _matching(classes, module), f"torchvision:{name}", _recordable(kwargs))
 
 
+def _timm_transforms(module):
+    """A timm model's own evaluation preprocessing (its input size,
+    interpolation, crop, mean and std, from its config), or None for a module
+    that is not a timm model."""
+    if not type(module).__module__.startswith("timm.") or not hasattr(module, "pretrained_cfg"):
+        return None
+    from timm.data import create_transform, resolve_data_config
+
+    config = resolve_data_config({}, model=module)
+    # a model built with another img_size keeps its config's size; a patch
+    # embedding that only takes its own size says which one it is
+    embed = getattr(module, "patch_embed", None)
+    if getattr(embed, "strict_img_size", False) and getattr(embed, "img_size", None):
+        config["input_size"] = (3, *embed.img_size)
+    return create_transform(**config)
+
+
 def _load_timm(name, kwargs):
     import timm
-    from timm.data import create_transform, resolve_data_config
 
     kwargs = dict(kwargs)
     kwargs.setdefault("pretrained", True)
     module = timm.create_model(name, **kwargs)
-    transforms = create_transform(**resolve_data_config({}, model=module))
+    transforms = _timm_transforms(module)
     classes = None
     try:
         from timm.data import ImageNetInfo, infer_imagenet_subset
@@ -177,6 +193,9 @@ def resolve_model(model, transforms=None, classes=None):
     if classes is not None:
         out.classes = list(classes)
     if out.transforms is None or not callable(out.transforms):
+        # a timm module knows its own preprocessing (a 256 px model refuses 224 px)
+        out.transforms = _timm_transforms(out.module)
+    if out.transforms is None:
         # nothing to go on: the usual ImageNet preprocessing, recorded on the run
         from torchvision.transforms import v2 as T
         import torch

@@ -183,7 +183,12 @@ def describe_model(model, input_size=None, transforms=None, classes=None):
         probe = _layers.probe_model(cam_model.module, x)
     except Exception as e:
         if size is None:
-            raise
+            h, w = x.shape[-2:]
+            made_by = "the default ImageNet preprocessing produces" if cam_model.default_transforms else "its transforms produce"
+            raise ValueError(
+                f"the model cannot take the {h}x{w} input {made_by} ({type(e).__name__}: {e}); pass the "
+                f"transforms it was trained with (transforms=), or input_size= for a size it takes"
+            ) from None
         raise ValueError(
             f"the model cannot take a {size[0]}x{size[1]} input ({type(e).__name__}: {e}); give the size it "
             f"was built for, or input_size=None for what its transforms produce"

@@ -224,3 +224,27 @@ def test_describe_model_of_a_segmenter_and_bad_sizes():
     for bad in (0, (224,), "224", (224.0, 224), True):
         with pytest.raises(ValueError, match="input_size must be"):
             cam_core.describe_model(models.resnet18(), input_size=bad)
+
+
+def test_a_bare_timm_module_brings_its_own_preprocessing():
+    import timm
+
+    # a 256 px ViT passed as a plain module: its own config says 256, not ImageNet's 224
+    module = timm.create_model("vit_medium_patch16_gap_256", pretrained=False, depth=1, num_classes=3).eval()
+    d = cam_core.describe_model(module)
+    assert d.input_size == (256, 256) and not d.model.default_transforms
+    assert d.layer("blocks.0").grid == (16, 16)
+
+    # a module that does not say what it takes gets ImageNet's preprocessing; refused with what to pass
+    class Wrapper(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.inner = module
+
+        def forward(self, x):
+            return self.inner(x)
+
+    with pytest.raises(ValueError, match=r"cannot take the 224x224 input the default ImageNet preprocessing "
+                                         r"produces .*pass the transforms it was trained with \(transforms=\)"):
+        cam_core.describe_model(Wrapper())
+    assert cam_core.describe_model(Wrapper(), transforms=d.model.transforms).input_size == (256, 256)
