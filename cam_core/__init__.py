@@ -5,6 +5,7 @@ The engine of the plugin, usable from Python without the App::
     import cam_core
     cam_core.compute_cams(dataset, "timm:deit_tiny_patch16_224", methods=["gradcam", "eigencam"])
 """
+from .appearance import show_run
 from .compute import compute_cams
 from .layers import LayerInfo
 from .methods import ALIASES, METHODS, field_name
@@ -37,5 +38,6 @@ __all__ = [
     "score_regions",
     "sort_by_score",
     "summarize_run",
+    "show_run",
     "SCORES",
 ]

@@ -8,6 +8,7 @@ from collections import Counter
 
 import fiftyone.core.runs as fors
 
+from . import appearance
 from .data import BAD_TRANSFORM_OUTPUT, PREPROCESSING_FAILED
 from .images import NOT_FOUND, UNREADABLE
 from .storage import remove_map_files
@@ -30,7 +31,8 @@ class CamRunConfig(fors.RunConfig):
 
 
 class CamRun(fors.Run):
-    """Cleans up a CAM run: its Heatmap fields and their PNG files."""
+    """Cleans up a CAM run: its Heatmap fields, their PNG files and its
+    sidebar group; a rename renames them."""
 
     def get_fields(self, samples, key):
         """The run's Heatmap fields and its agreement field."""
@@ -47,6 +49,7 @@ class CamRun(fors.Run):
             if field in heatmaps:
                 remove_map_files(dataset.values(f"{field}.map_path"))
             dataset.delete_sample_field(field)
+        appearance.forget_run(dataset, key)
 
     def rename(self, samples, key, new_key):
         dataset = samples._root_dataset
@@ -57,6 +60,7 @@ class CamRun(fors.Run):
         if getattr(self.config, "agreement_field", None):
             self.config.agreement_field = renamed.get(self.config.agreement_field)
         fors.Run.update_run_config(samples, key, self.config)
+        appearance.rename_run(dataset, key, new_key, renamed)
 
 
 class CamRunResults(fors.RunResults):

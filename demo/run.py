@@ -262,10 +262,10 @@ def _app_config(ds, config, runs):
     the sidebar, and ticks the fields the story needs."""
     from fiftyone.core.odm.dataset import ActiveFields
 
-    from operators.appearance import show_run  # the plugin's own look for a run
+    import cam_core
 
-    for key, fields in runs.items():
-        show_run(ds, key, fields)  # a sidebar group per run, scores as filters, colour by value
+    for key in runs:
+        cam_core.show_run(ds, key)  # a sidebar group per run, scores as filters, colour by value
     scheme = ds.app_config.color_scheme
     scheme.opacity = 0.6
     scheme.fields = [{"path": "mark", "fieldColor": "#ff2020"}, {"path": "gt_boxes", "fieldColor": "#00e0ff"}]

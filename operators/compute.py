@@ -2,7 +2,7 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import appearance, form, models, params, progress
+from . import form, models, params, progress
 
 
 class ComputeCams(foo.Operator):
@@ -156,8 +156,7 @@ class _Job:
         with self.facts.lock:
             results = cam_core.compute_cams(self.view, progress=progress, **self.kwargs)
         key = self.kwargs["run_key"]
-        agreement = getattr(self.dataset.get_run_info(key).config, "agreement_field", None)
-        appearance.show_run(self.dataset, key, list(results.fields), agreement)
+        cam_core.show_run(self.dataset, key, list(results.fields))
         return summary(key, results)
 
 

@@ -2,7 +2,7 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import appearance, choices
+from . import choices
 
 
 def run_keys(dataset):
@@ -159,8 +159,7 @@ class DeleteCamRun(foo.Operator):
         fields = list(getattr(config, "fields", {}) or {})
         if getattr(config, "agreement_field", None):
             fields.append(config.agreement_field)
-        dataset.delete_run(key)  # the run's cleanup removes these fields and the map files
-        appearance.forget_run(dataset, key)
+        dataset.delete_run(key)  # the run's cleanup removes these fields, the map files and the sidebar group
         if not ctx.delegated:
             ctx.ops.reload_dataset()
         return {"run_key": key, "deleted_fields": fields}

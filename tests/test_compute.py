@@ -357,3 +357,34 @@ def test_skipped_reasons_group_a_run_by_kind(dataset, image_dir, tmp_path):
     assert cam_core.skipped_reasons([]) == {}
     # a reason cam_core does not write counts by its text before ': '
     assert cam_core.skipped_reasons(["out of memory: 3 GB", "out of memory: 4 GB"]) == {"out of memory": 2}
+
+
+def test_show_run_gives_the_app_look_and_follows_rename_and_delete(dataset, image_dir):
+    add(dataset, image_dir, ["astronaut", "coffee"])
+    cam_core.compute_cams(dataset, models.resnet18(), layers=["layer3", "layer4"], methods=["gradcam", "layercam"],
+                          transforms=small(), run_key="cam")
+    cam_core.compute_cams(dataset, models.resnet18(), methods="gradcam", transforms=small(), run_key="one")
+    with pytest.raises(ValueError, match="cam_x_layer4 are not fields of run 'cam'"):
+        cam_core.show_run(dataset, "cam", ["cam_x_layer4"])
+    cam_core.show_run(dataset, "cam")
+    cam_core.show_run(dataset.limit(1), "one")  # a view: its dataset is changed
+    groups = {g.name: g.paths for g in dataset.app_config.sidebar_groups}
+    names = [g.name for g in dataset.app_config.sidebar_groups]
+    # each run's group after the labels, in the order shown; heatmaps, then the agreement values
+    assert names.index("labels") + 1 == names.index("cam: cam") == names.index("cam: one") - 1
+    fields = ["cam_gradcam_layer3", "cam_gradcam_layer4", "cam_layercam_layer3", "cam_layercam_layer4"]
+    assert groups["cam: cam"][:4] == fields
+    assert sorted(groups["cam: cam"][4:]) == ["cam_agreement.layers_gradcam", "cam_agreement.layers_layercam",
+                                              "cam_agreement.methods_layer3", "cam_agreement.methods_layer4"]
+    assert groups["cam: one"] == ["one_gradcam_layer4"]  # one map per sample: no agreement
+    assert dataset.app_config.color_scheme.color_by == "value"
+    assert "cam_gradcam_layer3.peak_x" in dataset.get_field_schema(flat=True)  # a sidebar filter
+
+    dataset.rename_run("cam", "first")
+    groups = {g.name: g.paths for g in dataset.app_config.sidebar_groups}
+    assert "cam: cam" not in groups
+    assert groups["cam: first"][:4] == ["first" + f[3:] for f in fields]
+    assert "first_agreement.methods_layer4" in groups["cam: first"]
+
+    dataset.delete_run("first")
+    assert [g.name for g in dataset.app_config.sidebar_groups if g.name.startswith("cam: ")] == ["cam: one"]

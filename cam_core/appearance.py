@@ -14,20 +14,35 @@ def group_name(run_key):
     return f"cam: {run_key}"
 
 
-def show_run(dataset, run_key, fields, agreement_field=None):
-    """Puts a run's fields in their own sidebar group, makes their scores
-    filterable, and colours the dataset's labels by value.
+def show_run(samples, run_key, fields=None):
+    """Gives a run the plugin's look in the App: its fields in their own
+    sidebar group, their scores declared as filters, the dataset's labels
+    coloured by value. The App's operator does this after every run; from
+    Python, call it once after :func:`cam_core.compute_cams`.
 
     The group goes after the other CAM runs' groups (or after ``labels``) and
-    holds the heatmap fields, then the agreement values.
+    holds the heatmap fields, then the agreement values. Deleting or renaming
+    the run updates it.
 
     Args:
-        dataset: the ``fo.Dataset``
-        run_key: the run
-        fields: its heatmap fields, in display order
-        agreement_field (None): its agreement field, if any
+        samples: the run's dataset (or a view of it: its dataset is changed)
+        run_key: a CAM run's key
+        fields (None): the heatmap fields to show, in display order; default
+            all of the run's
     """
     import fiftyone as fo
+
+    from .evaluate import run_config
+
+    dataset = samples._root_dataset
+    config = run_config(dataset, run_key)
+    fields = list(config.fields) if fields is None else list(fields)
+    unknown = [f for f in fields if f not in config.fields]
+    if unknown:
+        raise ValueError(f"{', '.join(unknown)} are not fields of run '{run_key}'; its fields: {', '.join(config.fields)}")
+    agreement_field = getattr(config, "agreement_field", None)
+    if agreement_field not in dataset.get_field_schema():
+        agreement_field = None  # a run with one map per sample has no agreement
 
     # the maps' scores (target_label, peak, centroid_x, ...) and the agreement
     # values are stored as dynamic attributes: declared, they become sidebar filters
@@ -59,8 +74,25 @@ def show_run(dataset, run_key, fields, agreement_field=None):
 
 
 def forget_run(dataset, run_key):
-    """Removes a deleted run's sidebar group."""
+    """Removes a deleted run's sidebar group (the run's cleanup calls this)."""
     config = dataset.app_config
-    if config.sidebar_groups:
+    if config.sidebar_groups and any(g.name == group_name(run_key) for g in config.sidebar_groups):
         config.sidebar_groups = [g for g in config.sidebar_groups if g.name != group_name(run_key)]
         dataset.save()
+
+
+def rename_run(dataset, run_key, new_key, renamed):
+    """Follows a renamed run: its group's name and its fields' paths
+    (``renamed``: ``{old field: new field}``; the run's rename calls this)."""
+    config = dataset.app_config
+    for g in config.sidebar_groups or []:
+        if g.name == group_name(run_key):
+            g.name = group_name(new_key)
+            g.paths = [_renamed_path(p, renamed) for p in g.paths]
+            dataset.save()
+            return
+
+
+def _renamed_path(path, renamed):
+    head, dot, rest = path.partition(".")
+    return renamed.get(head, head) + dot + rest
