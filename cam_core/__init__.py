@@ -7,6 +7,7 @@ The engine of the plugin, usable from Python without the App::
 """
 from .appearance import show_run
 from .compute import compute_cams
+from .factories import build_factory, register_factory, registered_factories, unregister_factory
 from .layers import LayerInfo
 from .methods import ALIASES, METHODS, field_name
 from .models import CamModel, load_model, register_model, registered_models, resolve_model
@@ -27,6 +28,10 @@ __all__ = [
     "load_model",
     "register_model",
     "registered_models",
+    "register_factory",
+    "unregister_factory",
+    "registered_factories",
+    "build_factory",
     "resolve_model",
     "CamModel",
     "LayerInfo",

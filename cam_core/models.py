@@ -63,8 +63,10 @@ def load_model(source, **kwargs):
         source: ``"torchvision:<name>"`` (``torchvision.models.get_model``;
             ``weights`` defaults to ``"DEFAULT"``, pass ``weights=None`` for
             random weights), ``"timm:<name>"`` (``timm.create_model``;
-            ``pretrained`` defaults to True), a FiftyOne zoo model name, or a
-            name given to :func:`register_model`
+            ``pretrained`` defaults to True), a FiftyOne zoo model name, a
+            name given to :func:`register_model` in this process, or one given
+            to :func:`cam_core.register_factory` (in the database: built here
+            from its factory)
         **kwargs: passed to the library's loader
 
     Returns:
@@ -73,6 +75,12 @@ def load_model(source, **kwargs):
     if source in _REGISTRY:
         return _REGISTRY[source]
     lib, _, name = source.partition(":")
+    if not name:
+        from .factories import build, registered_factories
+
+        entry = registered_factories().get(source)
+        if entry is not None:
+            return build(source, entry)
     if lib == "torchvision" and name:
         return _load_torchvision(name, kwargs)
     if lib == "timm" and name:

@@ -3,7 +3,7 @@
 A model is named by a source and a name:
 
 - ``registered``: a name registered with the ``register_cam_model`` operator
-  (an importable factory, stored in the database: see ``model_factories``) or
+  (an importable factory, stored in the database: see :mod:`cam_core.factories`) or
   with :func:`cam_core.register_model` in this process;
 - ``torchvision`` / ``timm``: a library model, with pretrained weights or
   random ones (``pretrained=False``, which needs no download);
@@ -17,8 +17,6 @@ import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
-
-from . import model_factories
 
 SOURCES = {
     "registered": "Registered",
@@ -90,7 +88,7 @@ def registered_names():
     :func:`cam_core.register_model` names."""
     import cam_core
 
-    names = list(model_factories.registered())
+    names = list(cam_core.registered_factories())
     names += [n for n in cam_core.registered_models() if n not in names]
     return names
 
@@ -100,7 +98,7 @@ def process_only_names():
     only (no factory): delegated workers cannot build them."""
     import cam_core
 
-    stored = set(model_factories.registered())
+    stored = set(cam_core.registered_factories())
     return [n for n in cam_core.registered_models() if n not in stored]
 
 
@@ -171,8 +169,11 @@ def describe(source, name, pretrained=True):
 def _cache_key(source, name, pretrained):
     if source == "registered":
         # a factory registered again under the same name is a new model
-        entry = model_factories.registered().get(name)
         import json
+
+        import cam_core
+
+        entry = cam_core.registered_factories().get(name)
 
         return (source, name, json.dumps(entry, sort_keys=True, default=str))
     if source in ("torchvision", "timm"):
@@ -184,9 +185,8 @@ def _load(source, name, pretrained):
     import cam_core
 
     if source == "registered":
-        entry = model_factories.registered().get(name)
-        if entry is not None:
-            return model_factories.build(name, entry)
+        if name in cam_core.registered_factories():
+            return cam_core.build_factory(name)
         if name in cam_core.registered_models():
             return cam_core.load_model(name)
         raise ValueError(f"no model is registered as '{name}'")

@@ -1,11 +1,11 @@
 """Registering models for the App and delegated workers: the ``register_cam_model``
-and ``unregister_cam_model`` operators (see ``model_factories``)."""
+and ``unregister_cam_model`` operators (see :mod:`cam_core.factories`)."""
 import json
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import model_factories, models
+from . import models
 
 
 class RegisterCamModel(foo.Operator):
@@ -35,7 +35,7 @@ class RegisterCamModel(foo.Operator):
 
     def __call__(self, name, factory, kwargs=None, overwrite=False):
         """Registers ``factory`` (``"package.module:function"``, called with
-        ``kwargs``) as ``name``; see :func:`operators.model_factories.register`.
+        ``kwargs``) as ``name``; see :func:`cam_core.register_factory`.
 
         Returns:
             a dict with ``name``, ``factory`` and the model's ``num_layers``,
@@ -46,8 +46,10 @@ class RegisterCamModel(foo.Operator):
         return foo.execute_operator(self.uri, params=params).result
 
     def resolve_input(self, ctx):
+        from cam_core import factories
+
         inputs = types.Object()
-        known = model_factories.registered()
+        known = factories.registered_factories()
         if known:
             inputs.view("known", types.Notice(
                 label="Registered: " + ", ".join(f"{n} ({e['factory']})" for n, e in known.items()),
@@ -65,7 +67,7 @@ class RegisterCamModel(foo.Operator):
         name = ctx.params.get("name")
         if name:
             try:
-                model_factories.check_name(name)
+                factories.check_name(name)
             except ValueError as e:
                 name_prop.invalid, name_prop.error_message = True, str(e)
             if name in known:
@@ -80,23 +82,23 @@ class RegisterCamModel(foo.Operator):
         factory = ctx.params.get("factory")
         if factory:
             try:
-                model_factories.resolve_factory(factory)
+                factories.resolve_factory(factory)
             except ValueError as e:
                 factory_prop.invalid, factory_prop.error_message = True, str(e)
         return types.Property(inputs, view=types.View(label="Register a model for CAMs"))
 
     def execute(self, ctx):
+        import cam_core
+
         p = ctx.params
-        entry = {"factory": p["factory"], "kwargs": _kwargs(p)}
-        # built and probed once here, so a broken factory fails now, not in a worker
-        facts = models.probe(model_factories.build(p["name"], entry))
-        model_factories.register(p["name"], entry["factory"], entry["kwargs"], overwrite=bool(p.get("overwrite")))
+        # built and probed once, so a broken factory fails now, not in a worker
+        d = cam_core.register_factory(p["name"], p["factory"], _kwargs(p), overwrite=bool(p.get("overwrite")))
         return {
             "name": p["name"],
-            "factory": entry["factory"],
-            "num_layers": len(facts.layers),
-            "suggested": facts.suggested,
-            "segmenter": facts.segmenter,
+            "factory": p["factory"],
+            "num_layers": len(d.layers),
+            "suggested": d.default_layers,
+            "segmenter": d.segmenter,
         }
 
 
@@ -131,8 +133,10 @@ class UnregisterCamModel(foo.Operator):
         return foo.execute_operator(self.uri, params={"name": name}).result
 
     def resolve_input(self, ctx):
+        from cam_core import factories
+
         inputs = types.Object()
-        names = list(model_factories.registered())
+        names = list(factories.registered_factories())
         dropdown = types.DropdownView()
         for n in names:
             dropdown.add_choice(n, label=n)
@@ -142,4 +146,6 @@ class UnregisterCamModel(foo.Operator):
         return types.Property(inputs, view=types.View(label="Unregister a CAM model"))
 
     def execute(self, ctx):
-        return {"name": ctx.params["name"], "removed": model_factories.unregister(ctx.params["name"])}
+        import cam_core
+
+        return {"name": ctx.params["name"], "removed": cam_core.unregister_factory(ctx.params["name"])}
