@@ -29,39 +29,19 @@ class ComputeCams(foo.Operator):
             allow_delegated_execution=True,
         )
 
-    def __call__(
-        self,
-        sample_collection,
-        model,
-        layers=None,
-        methods="gradcam",
-        target="prediction",
-        run_key="cam",
-        target_class=None,
-        batch_size=16,
-        num_workers=0,
-        device="cpu",
-        output_dir=None,
-        storage="png",
-        overwrite=False,
-        skip_existing=False,
-        gt_field=None,
-        all_objects=False,
-        iou_threshold=0.5,
-        faithfulness=False,
-        pretrained=True,
-        delegate=False,
-        delegation_target=None,
-    ):
+    def __call__(self, sample_collection, model, delegate=False, delegation_target=None, **kwargs):
         """Runs :func:`cam_core.compute_cams` through this operator.
 
-        The arguments are those of :func:`cam_core.compute_cams`, except that
-        ``model`` is a name (``"torchvision:resnet50"``, ``"timm:<name>"``, a
-        FiftyOne zoo model, or a name registered with ``register_cam_model``)
-        and ``pretrained=False`` gives a library model random weights.
+        The keyword arguments are those of :func:`cam_core.compute_cams`
+        (``layers``, ``methods``, ``target``, ``run_key``, ``overwrite``, ...;
+        see :func:`operators.params.params_from_args`), except that ``model``
+        is a name (``"torchvision:resnet50"``, ``"timm:<name>"``, a FiftyOne
+        zoo model, or a registered name) and ``pretrained=False`` gives a
+        library model random weights.
 
         Args:
             sample_collection: a ``fo.Dataset`` or view
+            model: the model's name
             delegate (False): queue the run for a delegated worker
                 (``fiftyone delegated launch``) instead of running it now
             delegation_target (None): the orchestrator to queue it on
@@ -74,13 +54,7 @@ class ComputeCams(foo.Operator):
             ``fiftyone.operators.executor.ExecutionError``: when the form
             refuses the parameters (the message names the parameter and why)
         """
-        p = params.params_from_args(
-            model, layers=layers, methods=methods, target=target, run_key=run_key,
-            target_class=target_class, batch_size=batch_size, num_workers=num_workers,
-            device=device, output_dir=output_dir, storage=storage, overwrite=overwrite,
-            skip_existing=skip_existing, gt_field=gt_field, all_objects=all_objects,
-            iou_threshold=iou_threshold, faithfulness=faithfulness, pretrained=pretrained,
-        )
+        p = params.params_from_args(model, **kwargs)
         result = foo.execute_operator(
             self.uri,
             ctx=_context(sample_collection),
@@ -90,7 +64,7 @@ class ComputeCams(foo.Operator):
         )
         if delegate:
             return result
-        return sample_collection._root_dataset.load_run_results(run_key, cache=False)
+        return sample_collection._root_dataset.load_run_results(p["run_key"], cache=False)
 
     def resolve_input(self, ctx):
         inputs = types.Object()

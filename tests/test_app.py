@@ -37,6 +37,9 @@ from PIL import Image
 import fiftyone as fo
 import fiftyone.operators as foo
 
+# the plugins folder holding this checkout, and the environment of processes that load it
+from test_operators import plugin_env, plugins_dir  # noqa: F401 (a fixture)
+
 TESTS = os.path.dirname(os.path.abspath(__file__))
 REPO = os.path.dirname(TESTS)
 PLUGIN = "@fiftyone-cam/cam"
@@ -52,29 +55,6 @@ def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def _env(plugins_dir):
-    env = dict(os.environ)  # the session's private database (FIFTYONE_DATABASE_URI)
-    env["FIFTYONE_PLUGINS_DIR"] = plugins_dir
-    # the registered model's factory lives in test_operators
-    env["PYTHONPATH"] = os.pathsep.join([TESTS] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
-    return env
-
-
-@pytest.fixture(scope="module")
-def plugins_dir():
-    folder = tempfile.mkdtemp(prefix="cam-plugins-")
-    os.symlink(REPO, os.path.join(folder, "fiftyone-cam"))
-    old_env, old_config = os.environ.get("FIFTYONE_PLUGINS_DIR"), fo.config.plugins_dir
-    os.environ["FIFTYONE_PLUGINS_DIR"] = folder
-    fo.config.plugins_dir = folder
-    yield folder
-    fo.config.plugins_dir = old_config
-    if old_env is None:
-        os.environ.pop("FIFTYONE_PLUGINS_DIR", None)
-    else:
-        os.environ["FIFTYONE_PLUGINS_DIR"] = old_env
 
 
 @pytest.fixture
@@ -112,7 +92,7 @@ def _app_server(plugins_dir):
     log = tempfile.NamedTemporaryFile(prefix="cam-app-server-", suffix=".log", delete=False)
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
-        env=_env(plugins_dir), cwd=tempfile.mkdtemp(prefix="cam-app-cwd-"),
+        env=plugin_env(plugins_dir), cwd=tempfile.mkdtemp(prefix="cam-app-cwd-"),
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"
