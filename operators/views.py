@@ -91,9 +91,9 @@ class SortByCamScore(foo.Operator):
         name = p.get("view_name") or None
         if name:
             ctx.dataset.save_view(name, view, description=f"CAM run '{p['run_key']}' sorted by {p.get('score')}")
-            ctx.ops.set_view(name=name)
-        else:
-            ctx.ops.set_view(view=view)
+        # the view itself, also when saved: FiftyOne's own save_view operator
+        # avoids set_view(name=...) after saving, an App bug in 1.22
+        ctx.ops.set_view(view=view)
         n = len(view)
         return {"count": n, "view": view._serialize(), "view_name": name,
                 "message": f"{n} sample(s)" + (f", saved as view '{name}'" if name else "")}
