@@ -40,8 +40,7 @@ def run_key(ctx, inputs, label, preselect=False):
     import cam_core
 
     keys = cam_core.list_cam_runs(ctx.dataset)
-    newest = max(keys, key=lambda k: ctx.dataset.get_run_info(k).timestamp) if keys else None
-    default = newest if preselect else None
+    default = newest_run(ctx.dataset, keys) if preselect else None
     prop = inputs.enum("run_key", keys, default=default, required=True, label=label, view=dropdown(keys))
     if not keys:
         invalid(prop, "this dataset has no CAM run: compute one first (compute_cams)")
@@ -51,6 +50,17 @@ def run_key(ctx, inputs, label, preselect=False):
         invalid(prop, f"'{key}' is not a CAM run of this dataset; CAM runs: {', '.join(keys)}")
         return None
     return key
+
+
+def newest_run(dataset, keys=None):
+    """The most recent of the dataset's CAM runs (None when it has none)."""
+    import datetime
+
+    import cam_core
+
+    keys = cam_core.list_cam_runs(dataset) if keys is None else keys
+    started = {k: dataset.get_run_info(k).timestamp or datetime.datetime.min for k in keys}
+    return max(keys, key=started.get) if keys else None
 
 
 def run_field(ctx, inputs, run_key):

@@ -83,14 +83,15 @@ class SortByCamScore(foo.Operator):
         import cam_core
 
         p = ctx.params
+        key = p["run_key"]
         view = cam_core.sort_by_score(
-            ctx.target_view(), p["run_key"], score=p.get("score") or "mass_inside", field=p.get("field"),
+            ctx.target_view(), key, score=p.get("score") or "mass_inside", field=p.get("field"),
             min_value=p.get("min_value"), max_value=p.get("max_value"), reverse=bool(p.get("reverse")),
             correct_field=p.get("correct_field") or None,
         )
         name = p.get("view_name") or None
         if name:
-            ctx.dataset.save_view(name, view, description=f"CAM run '{p['run_key']}' sorted by {p.get('score')}")
+            ctx.dataset.save_view(name, view, description=f"CAM run '{key}' sorted by {p.get('score')}")
         # the view itself, also when saved: FiftyOne's own save_view operator
         # avoids set_view(name=...) after saving, an App bug in 1.22
         ctx.ops.set_view(view=view)

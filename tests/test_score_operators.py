@@ -170,3 +170,24 @@ def test_the_summary_grid_splits_a_small_view_instead_of_repeating_samples(run):
     assert sorted(high.values("id") + low.values("id")) == sorted(values)
     high, low = extreme_samples(run, field, "mass_inside", k=1)
     assert (high.values(f"{field}.mass_inside"), low.values(f"{field}.mass_inside")) == ([ranked[0]], [ranked[-1]])
+
+
+def test_forms_over_a_run_preselect_the_newest_run_its_first_map_and_mass_inside(run):
+    import asyncio
+
+    from fiftyone.operators.executor import resolve_type
+
+    # newer than "cam", though listed before it
+    compute(run, layers=["layer3"], methods=["eigencam"], run_key="again")
+    op("score_cam_run")(run, "again", "objects")
+    for name in ("score_cam_run", "sort_by_cam_score", "summarize_cam_run"):
+        request = {"dataset_name": run.name, "params": {}, "target": "inputs"}
+        props = asyncio.run(resolve_type(foo.OperatorRegistry(), uri(name), request)).type.properties
+        assert props["run_key"].default == "again", name
+        if name != "score_cam_run":
+            assert props["field"].default == "again_eigencam_layer3"
+            assert props["score"].default == "mass_inside"
+    # delete_cam_run never preselects
+    request = {"dataset_name": run.name, "params": {}, "target": "inputs"}
+    props = asyncio.run(resolve_type(foo.OperatorRegistry(), uri("delete_cam_run"), request)).type.properties
+    assert props["run_key"].default is None
