@@ -83,18 +83,19 @@ class SortByCamScore(foo.Operator):
         import cam_core
 
         p = ctx.params
-        key = p["run_key"]
+        key, score = p["run_key"], p.get("score") or "mass_inside"
         view = cam_core.sort_by_score(
-            ctx.target_view(), key, score=p.get("score") or "mass_inside", field=p.get("field"),
+            ctx.target_view(), key, score=score, field=p.get("field"),
             min_value=p.get("min_value"), max_value=p.get("max_value"), reverse=bool(p.get("reverse")),
             correct_field=p.get("correct_field") or None,
         )
         name = p.get("view_name") or None
         if name:
-            ctx.dataset.save_view(name, view, description=f"CAM run '{key}' sorted by {p.get('score')}")
+            ctx.dataset.save_view(name, view, description=f"CAM run '{key}' sorted by {score}")
         # the view itself, also when saved: FiftyOne's own save_view operator
         # avoids set_view(name=...) after saving, an App bug in 1.22
         ctx.ops.set_view(view=view)
         n = len(view)
-        return {"count": n, "view": view._serialize(), "view_name": name,
-                "message": f"{n} sample(s)" + (f", saved as view '{name}'" if name else "")}
+        message = f"{n} sample(s) sorted by {score}" + (f", saved as view '{name}'" if name else "")
+        ctx.ops.notify(message, variant="success" if n else "warning")
+        return {"count": n, "view": view._serialize(), "view_name": name, "message": message}

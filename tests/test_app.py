@@ -473,6 +473,7 @@ def test_sort_and_summarize_a_run_from_the_operator_browser(scored_photos, plugi
         execute.click()
         expect(tiles).to_have_count(len(expected), timeout=60000)
         expect(shown).to_have_text(expected, timeout=30000)
+        expect(page.get_by_text(f"{len(expected)} sample(s) sorted by mass_inside")).to_be_visible(timeout=30000)
         page.screenshot(path=os.path.join(shots, "app-sorted-view.png"))
 
         # the summary's three pictures, shown in the App
