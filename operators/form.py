@@ -12,7 +12,7 @@ import difflib
 import fiftyone.operators.types as types
 
 from . import models
-from .choices import fields_of, invalid
+from .choices import dropdown, fields_of, invalid
 from .params import DEFAULTS
 
 # views larger than this are offered delegated execution by default
@@ -51,8 +51,7 @@ def build(ctx, inputs):
 def _error(inputs, name, message):
     # an Error view marked invalid: shown in the form and blocks execution
     prop = inputs.view(name, types.Error(label=message))
-    prop.invalid = True
-    prop.error_message = message
+    invalid(prop, message)
     return prop
 
 
@@ -150,19 +149,19 @@ def _channels(info):
 def _layers(ctx, inputs, facts, s):
     view = types.DropdownView(multiple=True)
     for info in facts.layers:
-        suggested = " (suggested)" if info.name in facts.suggested else ""
+        suggested = " (suggested)" if info.name in facts.default_layers else ""
         view.add_choice(info.name, label=f"{info.name} [{_shape(info)}]{suggested}")
     prop = inputs.list(
-        "layers", types.String(), default=list(facts.suggested), label="Layers",
-        description=f"Layers with a spatial output, in forward order; suggested: {', '.join(facts.suggested)}",
+        "layers", types.String(), default=list(facts.default_layers), label="Layers",
+        description=f"Layers with a spatial output, in forward order; suggested: {', '.join(facts.default_layers)}",
         view=view,
     )
     layers = ctx.params.get("layers")
     if layers is None:  # a Python call that leaves the choice to the model
-        layers = list(facts.suggested)
+        layers = list(facts.default_layers)
     s["layers"] = layers
     if not layers:
-        return invalid(prop, f"choose at least one layer (suggested: {', '.join(facts.suggested)})")
+        return invalid(prop, f"choose at least one layer (suggested: {', '.join(facts.default_layers)})")
     names = facts.layer_names
     unknown = [l for l in layers if l not in names]
     if unknown:
@@ -234,13 +233,10 @@ def _target(ctx, inputs, view, facts):
     target = ctx.params.get("target") or "prediction"
 
     if target == "label_field":
-        dropdown = types.DropdownView()
-        for name in label_fields:
-            dropdown.add_choice(name, label=name)
         prop = inputs.str(
             "label_field", required=True, label="Label field",
             description=f"A {want.__name__} field" + (" (its region is explained)" if facts.segmenter else ", mapped to the model's classes by name"),
-            view=dropdown,
+            view=dropdown(label_fields),
         )
         name = ctx.params.get("label_field")
         if not label_fields:
@@ -383,13 +379,10 @@ def _scores(ctx, inputs, view, facts):
 
     objects = fields_of(view, fo.Detections, fo.Polylines, fo.Segmentation)
     if objects:
-        dropdown = types.DropdownView()
-        for name in objects:
-            dropdown.add_choice(name, label=name)
         prop = inputs.str(
             "gt_field", required=False, label="Score against objects",
             description="Optional: each map also gets mass_inside, pointing_hit and iou against this field's objects",
-            view=dropdown,
+            view=dropdown(objects),
         )
         gt = ctx.params.get("gt_field")
         if gt and gt not in objects:

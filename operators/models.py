@@ -34,32 +34,23 @@ _cache_lock = threading.Lock()
 
 @dataclass
 class ModelFacts:
-    """A loaded model and what one dry forward tells about it.
+    """A loaded model's :class:`cam_core.ModelDescription`, whose attributes
+    are read through (``model``, ``layers``, ``default_layers``, ``classes``,
+    ``num_outputs``, ``segmenter``, ``layer_names``), and its lock.
 
     Attributes:
-        model: the :class:`cam_core.CamModel`
-        layers: the :class:`cam_core.LayerInfo` of every explainable layer
-        suggested: the suggested layer names
-        segmenter: whether the model outputs per-pixel scores
-        num_outputs: the number of classes it scores
+        description: the :class:`cam_core.ModelDescription`
         lock: held while the model is probed or explained: hooks are per
             module, so two jobs on one module at once would mix their records
     """
 
-    model: object
-    layers: list
-    suggested: list
-    segmenter: bool
-    num_outputs: int
+    description: object
     lock: object = field(default_factory=threading.Lock, repr=False)
 
-    @property
-    def classes(self):
-        return self.model.classes
-
-    @property
-    def layer_names(self):
-        return [info.name for info in self.layers]
+    def __getattr__(self, name):
+        if name == "description":  # not set yet (copying, unpickling): no recursion
+            raise AttributeError(name)
+        return getattr(self.description, name)
 
 
 def parse_model(model):
@@ -209,9 +200,7 @@ def probe(model):
     """
     import cam_core
 
-    d = cam_core.describe_model(model)
-    return ModelFacts(model=d.model, layers=d.layers, suggested=d.default_layers, segmenter=d.segmenter,
-                      num_outputs=d.num_outputs)
+    return ModelFacts(cam_core.describe_model(model))
 
 
 def _load_error(source, name, pretrained, error):

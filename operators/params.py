@@ -102,7 +102,7 @@ def compute_kwargs(params, facts):
     """
     kwargs = {
         "model": facts.model,
-        "layers": params.get("layers") or facts.suggested,
+        "layers": params.get("layers") or facts.default_layers,
         "methods": params.get("methods") or DEFAULTS["methods"],
         "run_key": params.get("run_key") or DEFAULTS["run_key"],
         "batch_size": int(params.get("batch_size") or DEFAULTS["batch_size"]),

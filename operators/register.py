@@ -5,7 +5,7 @@ import json
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import models
+from . import choices
 
 
 class RegisterCamModel(foo.Operator):
@@ -69,22 +69,21 @@ class RegisterCamModel(foo.Operator):
             try:
                 factories.check_name(name)
             except ValueError as e:
-                name_prop.invalid, name_prop.error_message = True, str(e)
+                choices.invalid(name_prop, str(e))
             if name in known:
                 inputs.bool("overwrite", default=False, label=f"Replace the registration of '{name}'")
                 if not ctx.params.get("overwrite"):
-                    name_prop.invalid = True
-                    name_prop.error_message = f"'{name}' is already registered: tick Replace, or choose another name"
+                    choices.invalid(name_prop, f"'{name}' is already registered: tick Replace, or choose another name")
         try:
             _kwargs(ctx.params)
         except ValueError as e:
-            kwargs_prop.invalid, kwargs_prop.error_message = True, str(e)
+            choices.invalid(kwargs_prop, str(e))
         factory = ctx.params.get("factory")
         if factory:
             try:
                 factories.resolve_factory(factory)
             except ValueError as e:
-                factory_prop.invalid, factory_prop.error_message = True, str(e)
+                choices.invalid(factory_prop, str(e))
         return types.Property(inputs, view=types.View(label="Register a model for CAMs"))
 
     def execute(self, ctx):
@@ -137,12 +136,9 @@ class UnregisterCamModel(foo.Operator):
 
         inputs = types.Object()
         names = list(factories.registered_factories())
-        dropdown = types.DropdownView()
-        for n in names:
-            dropdown.add_choice(n, label=n)
-        prop = inputs.enum("name", names, required=True, label="Model", view=dropdown)
+        prop = inputs.enum("name", names, required=True, label="Model", view=choices.dropdown(names))
         if not names:
-            prop.invalid, prop.error_message = True, "no model is registered"
+            choices.invalid(prop, "no model is registered")
         return types.Property(inputs, view=types.View(label="Unregister a CAM model"))
 
     def execute(self, ctx):
