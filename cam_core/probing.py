@@ -21,9 +21,26 @@ def _probe_input(cam_model, input_size=None):
     return x
 
 
-def _probe(model, transforms=None):
-    cam_model = resolve_model(model, transforms=transforms)
-    return cam_model.module, _layers.probe_model(cam_model.module, _probe_input(cam_model))
+def _probe(model, transforms=None, classes=None, size=None):
+    """The :class:`CamModel` of ``model`` and its dry forward (a ``probe_model``
+    record), on what its transforms make of an image, or at ``size``; a model
+    that refuses that input raises ValueError saying what to pass instead."""
+    cam_model = resolve_model(model, transforms=transforms, classes=classes)
+    x = _probe_input(cam_model, size)
+    try:
+        return cam_model, _layers.probe_model(cam_model.module, x)
+    except Exception as e:
+        if size is None:
+            h, w = x.shape[-2:]
+            made_by = "the default ImageNet preprocessing produces" if cam_model.default_transforms else "its transforms produce"
+            raise ValueError(
+                f"the model cannot take the {h}x{w} input {made_by} ({type(e).__name__}: {e}); pass the "
+                f"transforms it was trained with (transforms=), or input_size= for a size it takes"
+            ) from None
+        raise ValueError(
+            f"the model cannot take a {size[0]}x{size[1]} input ({type(e).__name__}: {e}); give the size it "
+            f"was built for, or input_size=None for what its transforms produce"
+        ) from None
 
 
 def candidate_layers(model, transforms=None):
@@ -60,8 +77,8 @@ def default_layers(model, transforms=None):
     Returns:
         a list of module paths
     """
-    module, probe = _probe(model, transforms)
-    return _layers.default_layers(probe, module)
+    cam_model, probe = _probe(model, transforms)
+    return _layers.default_layers(probe, cam_model.module)
 
 
 @dataclass(repr=False)
@@ -176,23 +193,7 @@ def describe_model(model, input_size=None, transforms=None, classes=None):
         ValueError: for an ``input_size`` that is not a positive size or that
             the model refuses, or a model with no explainable layer
     """
-    size = _check_input_size(input_size)
-    cam_model = resolve_model(model, transforms=transforms, classes=classes)
-    x = _probe_input(cam_model, size)
-    try:
-        probe = _layers.probe_model(cam_model.module, x)
-    except Exception as e:
-        if size is None:
-            h, w = x.shape[-2:]
-            made_by = "the default ImageNet preprocessing produces" if cam_model.default_transforms else "its transforms produce"
-            raise ValueError(
-                f"the model cannot take the {h}x{w} input {made_by} ({type(e).__name__}: {e}); pass the "
-                f"transforms it was trained with (transforms=), or input_size= for a size it takes"
-            ) from None
-        raise ValueError(
-            f"the model cannot take a {size[0]}x{size[1]} input ({type(e).__name__}: {e}); give the size it "
-            f"was built for, or input_size=None for what its transforms produce"
-        ) from None
+    cam_model, probe = _probe(model, transforms, classes, _check_input_size(input_size))
     return ModelDescription(
         model=cam_model,
         layers=list(probe.layers.values()),
