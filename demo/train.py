@@ -167,7 +167,8 @@ def _batches(n, batch_size, generator):
     return [perm[i:i + batch_size] for i in range(0, n, batch_size)]
 
 
-def _fit_classifier(model, x, y, epochs, batch_size, lr, weight_decay, seed):
+def _fit(model, x, y, loss, epochs, batch_size, lr, weight_decay, seed):
+    """AdamW with a one-cycle schedule over shuffled batches; ``loss(model, xb, yb)``."""
     g = torch.Generator().manual_seed(seed)
     opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=weight_decay)
     steps = epochs * ((len(x) + batch_size - 1) // batch_size)
@@ -175,33 +176,25 @@ def _fit_classifier(model, x, y, epochs, batch_size, lr, weight_decay, seed):
     model.train()
     for _ in range(epochs):
         for idx in _batches(len(x), batch_size, g):
-            loss = F.cross_entropy(model(x[idx]), y[idx])
+            value = loss(model, x[idx], y[idx])
             opt.zero_grad()
-            loss.backward()
+            value.backward()
             opt.step()
             sched.step()
     model.eval()
     return model
+
+
+def _fit_classifier(model, x, y, epochs, batch_size, lr, weight_decay, seed):
+    return _fit(model, x, y, lambda m, xb, yb: F.cross_entropy(m(xb), yb), epochs, batch_size, lr, weight_decay, seed)
 
 
 def _fit_segmenter(model, x, masks, epochs, batch_size, lr, seed):
-    g = torch.Generator().manual_seed(seed)
-    opt = torch.optim.AdamW(model.parameters(), lr, weight_decay=0.0)
-    steps = epochs * ((len(x) + batch_size - 1) // batch_size)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, lr, total_steps=steps, pct_start=0.15)
-    # the digits cover a few percent of the pixels: weigh the background down
-    weight = None
-    model.train()
-    for _ in range(epochs):
-        for idx in _batches(len(x), batch_size, g):
-            out = model(x[idx])["out"]
-            if weight is None:
-                weight = torch.ones(out.shape[1])
-                weight[0] = 0.1
-            loss = F.cross_entropy(out, masks[idx], weight=weight)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-    model.eval()
-    return model
+    def loss(m, xb, yb):
+        out = m(xb)["out"]
+        # the digits cover a few percent of the pixels: weigh the background down
+        weight = torch.ones(out.shape[1])
+        weight[0] = 0.1
+        return F.cross_entropy(out, yb, weight=weight)
+
+    return _fit(model, x, masks, loss, epochs, batch_size, lr, 0.0, seed)
