@@ -4,45 +4,95 @@ The engine of the plugin, usable from Python without the App::
 
     import cam_core
     cam_core.compute_cams(dataset, "timm:deit_tiny_patch16_224", methods=["gradcam", "eigencam"])
+
+Subpackages, each importing only those listed before it (``errors``,
+``skips`` and ``labels`` are small shared modules):
+
+- ``engine``: one hooked forward and one backward per batch (torch only);
+- ``scoring``: scores computed from each map (numpy; no FiftyOne);
+- ``media``: image decoding, geometry, the DataLoader, map files;
+- ``models``: models by name or object, registries, describing a model;
+- ``runs``: the run record, its App look, views, rescoring, summaries;
+- ``compute``: ``compute_cams``: argument checks, the plan, the batch loop.
 """
-from .appearance import show_run
-from .compute import compute_cams
-from .factories import build_factory, register_factory, registered_factories, unregister_factory
-from .layers import LayerInfo
-from .methods import ALIASES, METHODS, field_name
-from .models import CamModel, load_model, register_model, registered_models, resolve_model
-from .probing import ModelDescription, candidate_layers, default_layers, describe_model
-from .runs import list_cam_runs, skipped_reasons
-from .evaluate import score_regions
-from .summary import summarize_run
-from .views import SCORES, sort_by_score
+from .compute.api import check_compute_args, compute_cams, parameters as compute_parameters
+from .compute.checks import check_samples
+from .compute.plan import field_name
+from .engine.layers import LayerInfo
+from .engine.methods import ALIASES, METHODS
+from .errors import CamArgumentError, CamArgumentTypeError
+from .labels import label_fields, object_fields
+from .media.mapfiles import default_output_dir, load_map
+from .models.cam_model import CamModel
+from .models.describe import ModelDescription, candidate_layers, default_layers, describe_model
+from .models.register import check_factory_args, register_factory, register_model
+from .models.registry import (
+    build_factory,
+    check_name,
+    check_shareable,
+    process_only_names,
+    registered_factories,
+    registered_models,
+    resolve_factory,
+    unregister_factory,
+)
+from .models.sources import load_model, resolve_model
+from .runs.appearance import show_run
+from .runs.record import CamRunConfig, CamRunResults, list_cam_runs, run_config
+from .runs.rescore import check_score_args, score_regions
+from .runs.summary import check_summary_args, default_summary_dir, summarize_run
+from .runs.views import check_sort_args, map_scores, sort_by_score
+from .scoring.names import SCORES
+from .skips import skipped_reasons
 
 __version__ = "0.1.0"
 
 __all__ = [
     "compute_cams",
+    "check_compute_args",
+    "compute_parameters",
+    "check_samples",
+    "CamArgumentError",
+    "CamArgumentTypeError",
     "candidate_layers",
     "default_layers",
     "describe_model",
     "ModelDescription",
     "load_model",
+    "resolve_model",
     "register_model",
     "registered_models",
+    "process_only_names",
     "register_factory",
+    "check_factory_args",
     "unregister_factory",
     "registered_factories",
     "build_factory",
-    "resolve_model",
+    "check_name",
+    "check_shareable",
+    "resolve_factory",
     "CamModel",
     "LayerInfo",
     "METHODS",
     "ALIASES",
     "field_name",
+    "label_fields",
+    "object_fields",
+    "default_output_dir",
+    "load_map",
+    "CamRunConfig",
+    "CamRunResults",
     "list_cam_runs",
+    "run_config",
     "skipped_reasons",
     "score_regions",
+    "check_score_args",
     "sort_by_score",
+    "check_sort_args",
+    "map_scores",
     "summarize_run",
+    "check_summary_args",
+    "default_summary_dir",
     "show_run",
     "SCORES",
 ]

@@ -1,9 +1,11 @@
-"""Form inputs that several operators share: a CAM run, one of its heatmap
-fields, one of its scores, a label field of some kinds.
+"""Form inputs that several operators share (a CAM run, one of its heatmap
+fields, one of its scores, a label field of some kinds) and the one way
+every form checks what it was given: the engine's own check.
 
-Each input offers only values the engine accepts, and marks a value that
-arrived from elsewhere (a Python call, a stale form) invalid with a message
-that says what is allowed.
+Inputs offer only values the engine accepts. A value that arrived from
+elsewhere (a Python call, a stale form) goes through the same
+``cam_core.check_*`` function a Python call meets; :func:`engine_check`
+marks the property it names invalid with its message.
 """
 import fiftyone.operators.types as types
 
@@ -15,10 +17,31 @@ def invalid(prop, message):
     return False
 
 
-def fields_of(view, *doc_types):
-    """The fields of ``view`` that hold labels of these types (``fo.Detections``, ...)."""
-    schema = view.get_field_schema()
-    return [n for n, f in schema.items() if getattr(f, "document_type", None) in doc_types]
+def engine_check(inputs, names, check, *args, **kwargs):
+    """Runs a ``cam_core`` check; a refusal marks the form property of the
+    parameter it names invalid with its message.
+
+    Args:
+        inputs: the form's ``types.Object``
+        names: ``{engine parameter: form property}`` where they differ
+        check: a function that raises :class:`cam_core.CamArgumentError`
+        *args, **kwargs: its arguments
+
+    Returns:
+        ``(value, ok)``: what the check returned (None when refused) and
+        whether it passed
+    """
+    import cam_core
+
+    try:
+        return check(*args, **kwargs), True
+    except cam_core.CamArgumentError as e:
+        name = names.get(e.param, e.param)
+        prop = inputs.properties.get(name)
+        if prop is None:  # a parameter the form has no input for: an error of its own
+            prop = inputs.view(f"{name}_error", types.Error(label=e.message))
+        invalid(prop, e.message)
+        return None, False
 
 
 def dropdown(values):
@@ -41,15 +64,11 @@ def run_key(ctx, inputs, label, preselect=False):
 
     keys = cam_core.list_cam_runs(ctx.dataset)
     default = newest_run(ctx.dataset, keys) if preselect else None
-    prop = inputs.enum("run_key", keys, default=default, required=True, label=label, view=dropdown(keys))
-    if not keys:
-        invalid(prop, "this dataset has no CAM run: compute one first (compute_cams)")
-        return None
+    inputs.enum("run_key", keys, default=default, required=True, label=label, view=dropdown(keys))
     key = ctx.params.get("run_key") or default
-    if key is not None and key not in keys:
-        invalid(prop, f"'{key}' is not a CAM run of this dataset; CAM runs: {', '.join(keys)}")
-        return None
-    return key
+    if key is None and keys:
+        return None  # not chosen yet
+    return engine_check(inputs, {}, cam_core.run_config, ctx.dataset, key)[1] and key or None
 
 
 def newest_run(dataset, keys=None):
@@ -64,45 +83,22 @@ def newest_run(dataset, keys=None):
 
 
 def run_field(ctx, inputs, run_key):
-    """The ``field`` input: one of the run's heatmap fields (default its first).
-
-    Returns:
-        the chosen field, or None when it is invalid
-    """
+    """The ``field`` input: one of the run's heatmap fields (default its first)."""
     fields = list(ctx.dataset.get_run_info(run_key).config.fields)
-    prop = inputs.enum("field", fields, default=fields[0], label="Heatmap field",
-                       description="One map of the run (a method on a layer)", view=dropdown(fields))
-    field = ctx.params.get("field") or fields[0]
-    if field not in fields:
-        invalid(prop, f"'{field}' is not a field of run '{run_key}'; its fields: {', '.join(fields)}")
-        return None
-    return field
-
-
-def scores_of(view, field):
-    """The scores the maps of ``field`` carry (declared attributes), in :data:`cam_core.SCORES` order."""
-    import cam_core
-
-    schema = view.get_field_schema(flat=True)
-    return [s for s in cam_core.SCORES if f"{field}.{s}" in schema]
+    inputs.enum("field", fields, default=fields[0], label="Heatmap field",
+                description="One map of the run (a method on a layer)", view=dropdown(fields))
+    return ctx.params.get("field") or fields[0]
 
 
 def score(ctx, inputs, view, field, default, description):
-    """The ``score`` input: one of the scores the maps of ``field`` carry.
+    """The ``score`` input: one of the scores the maps of ``field`` carry."""
+    import cam_core
 
-    Returns:
-        the chosen score, or None when it is invalid
-    """
-    present = scores_of(view, field)
+    present = cam_core.map_scores(view, field)
     default = default if default in present else (present[0] if present else None)
-    prop = inputs.enum("score", present, default=default, required=True, label="Score",
-                       description=description, view=dropdown(present))
-    chosen = ctx.params.get("score") or default
-    if chosen not in present:
-        hint = "" if "mass_inside" in present else " (mass_inside, pointing_hit and iou come from scoring the run against objects)"
-        invalid(prop, f"maps of '{field}' have no score '{chosen}'; their scores: {', '.join(present)}{hint}")
-        return None
-    return chosen
+    inputs.enum("score", present, default=default, required=True, label="Score",
+                description=description, view=dropdown(present))
+    return ctx.params.get("score") or default
 
 
 def run_map_score(ctx, inputs, action, score_description):
@@ -111,30 +107,17 @@ def run_map_score(ctx, inputs, action, score_description):
     heatmap fields and one of that field's scores (default ``mass_inside``).
 
     Returns:
-        ``(view, run_key, field)``: the target view, the chosen run and
-        field (each None until it is valid)
+        ``(view, run_key, field, score)``: the target view and the choices
+        (each None until there is one)
     """
     inputs.view_target(ctx, action_description=action)
     view = ctx.target_view()
     key = run_key(ctx, inputs, "Run", preselect=True)
     field = key and run_field(ctx, inputs, key)
-    if field:
-        score(ctx, inputs, view, field, "mass_inside", score_description)
-    return view, key, field
+    chosen = field and score(ctx, inputs, view, field, "mass_inside", score_description)
+    return view, key, field, chosen
 
 
-def label_field(ctx, inputs, view, name, doc_types, label, description, required=False):
-    """An optional input naming a field of ``view`` with labels of ``doc_types``.
-
-    Returns:
-        (value, ok): the chosen field (None when empty) and whether it is valid
-    """
-    allowed = fields_of(view, *doc_types)
-    kinds = " or ".join(t.__name__ for t in doc_types)
-    prop = inputs.str(name, required=required, label=label, description=description, view=dropdown(allowed))
-    value = ctx.params.get(name)
-    if required and not allowed:
-        return None, invalid(prop, f"this dataset has no {kinds} field")
-    if value and value not in allowed:
-        return value, invalid(prop, f"'{value}' is not a {kinds} field; such fields: {', '.join(allowed) or 'none'}")
-    return value, True
+def label_field(inputs, name, allowed, label, description, required=False):
+    """An input naming one of the ``allowed`` label fields."""
+    inputs.str(name, required=required, label=label, description=description, view=dropdown(allowed))

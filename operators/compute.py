@@ -34,7 +34,7 @@ class ComputeCams(foo.Operator):
 
         The keyword arguments are those of :func:`cam_core.compute_cams`
         (``layers``, ``methods``, ``target``, ``run_key``, ``overwrite``, ...;
-        see :func:`operators.params.params_from_args`), except that ``model``
+        read from its signature: see :func:`operators.params.params_from_args`), except that ``model``
         is a name (``"torchvision:resnet50"``, ``"timm:<name>"``, a FiftyOne
         zoo model, or a registered name) and ``pretrained=False`` gives a
         library model random weights.
@@ -47,7 +47,7 @@ class ComputeCams(foo.Operator):
             delegation_target (None): the orchestrator to queue it on
 
         Returns:
-            the run's :class:`cam_core.runs.CamRunResults` when run now; the
+            the run's :class:`cam_core.CamRunResults` when run now; the
             queued operation's ``ExecutionResult`` when delegated
 
         Raises:
@@ -81,7 +81,7 @@ class ComputeCams(foo.Operator):
         )
 
     def resolve_run_name(self, ctx):
-        return f"compute_cams ({ctx.params.get('run_key') or params.DEFAULTS['run_key']})"
+        return f"compute_cams ({ctx.params.get('run_key') or params.defaults()['run_key']})"
 
     def execute(self, ctx):
         job = _Job(ctx)

@@ -3,7 +3,7 @@
 A model is named by a source and a name:
 
 - ``registered``: a name registered with the ``register_cam_model`` operator
-  (an importable factory, stored in the database: see :mod:`cam_core.factories`) or
+  (an importable factory, stored in the database: see :mod:`cam_core.models.registry`) or
   with :func:`cam_core.register_model` in this process;
 - ``torchvision`` / ``timm``: a library model, with pretrained weights or
   random ones (``pretrained=False``, which needs no download);
@@ -82,15 +82,6 @@ def registered_names():
     names = list(cam_core.registered_factories())
     names += [n for n in cam_core.registered_models() if n not in names]
     return names
-
-
-def process_only_names():
-    """Names registered with :func:`cam_core.register_model` in this process
-    only (no factory): delegated workers cannot build them."""
-    import cam_core
-
-    stored = set(cam_core.registered_factories())
-    return [n for n in cam_core.registered_models() if n not in stored]
 
 
 def model_choices(source):
@@ -178,9 +169,7 @@ def _load(source, name, pretrained):
     if source == "registered":
         if name in cam_core.registered_factories():
             return cam_core.build_factory(name)
-        if name in cam_core.registered_models():
-            return cam_core.load_model(name)
-        raise ValueError(f"no model is registered as '{name}'")
+        return cam_core.load_model(name)
     if source == "torchvision":
         kwargs = {} if pretrained else {"weights": None}
         return cam_core.load_model(f"torchvision:{name}", **kwargs)

@@ -1,9 +1,13 @@
 """``compute_cams`` parameters in their three shapes, translated in one place.
 
 - Python arguments, as :func:`cam_core.compute_cams` takes them
-  (``target="field:ground_truth"``, ``overwrite=True``, ...);
-- form parameters, as the App sends them (``target="label_field"`` plus
-  ``label_field="ground_truth"``, ``existing_run="overwrite"``, ...);
+  (``target="field:ground_truth"``, ``overwrite=True``, ...); which keywords
+  exist and their defaults are read from its signature
+  (:func:`cam_core.compute_parameters`), never copied;
+- form parameters, as the App sends them: the same names, except the model
+  (``model_source`` + ``model`` + ``pretrained``), the target
+  (``target="label_field"`` plus ``label_field``, or ``target="class"`` plus
+  ``target_class``) and ``existing_run`` (``"overwrite"`` / ``"continue"``);
 - the keyword arguments of :func:`cam_core.compute_cams`.
 
 Python call -> form params -> compute_cams arguments gives the same call a
@@ -11,68 +15,57 @@ Python user would have written against the engine.
 """
 from . import models
 
-DEFAULTS = {
-    "methods": ["gradcam"],
-    "target": "prediction",
-    "run_key": "cam",
-    "batch_size": 16,
-    "num_workers": 0,
-    "device": "cpu",
-    "storage": "png",
-}
-
 TARGETS = ("prediction", "label_field", "class")
 EXISTING_RUN = ("overwrite", "continue")
 
+# keywords that hold objects a form cannot carry (use a registered model instead)
+_OBJECTS = ("transforms", "classes", "progress")
+# keywords whose form shape differs: translated below
+_TRANSLATED = ("target", "target_class", "overwrite", "skip_existing")
 
-def params_from_args(
-    model,
-    layers=None,
-    methods="gradcam",
-    target="prediction",
-    run_key="cam",
-    target_class=None,
-    batch_size=16,
-    num_workers=0,
-    device="cpu",
-    output_dir=None,
-    storage="png",
-    overwrite=False,
-    skip_existing=False,
-    gt_field=None,
-    all_objects=False,
-    iou_threshold=0.5,
-    faithfulness=False,
-    pretrained=True,
-):
+
+def defaults():
+    """``{keyword: default}`` of :func:`cam_core.compute_cams` that a form carries."""
+    import cam_core
+
+    return {k: v for k, v in cam_core.compute_parameters().items() if k not in _OBJECTS}
+
+
+def params_from_args(model, pretrained=True, **kwargs):
     """The form parameters for a :func:`cam_core.compute_cams`-style call.
 
     ``model`` is a name (``"torchvision:resnet18"``, ``"timm:<name>"``, a zoo
     name or a registered name); ``pretrained=False`` loads a library model
-    with random weights. The other arguments mean what they mean for
-    :func:`cam_core.compute_cams`.
+    with random weights. The other keywords are :func:`cam_core.compute_cams`'
+    and mean what they mean there.
+
+    Raises:
+        TypeError: for a keyword compute_cams does not take, or one that holds
+            an object (``transforms``, ``classes``)
     """
+    args = defaults()
+    unknown = [k for k in kwargs if k not in args]
+    if unknown:
+        raise TypeError(
+            f"the compute_cams operator takes no argument {unknown[0]!r}; it takes {', '.join(args)} and "
+            f"pretrained (objects such as transforms= and classes= come with a registered model)"
+        )
+    args.update(kwargs)
     source, name = models.parse_model(model)
     params = {"model_source": source, "model": name}
     if source in ("torchvision", "timm"):
         params["pretrained"] = bool(pretrained)
-    if layers is not None:
-        params["layers"] = [layers] if isinstance(layers, str) else list(layers)
-    params["methods"] = [methods] if isinstance(methods, str) else list(methods)
-    params.update(_target_params(target, target_class))
-    if overwrite and skip_existing:
+    params.update({k: v for k, v in args.items() if k not in _TRANSLATED and v is not None})
+    for key in ("layers", "methods"):
+        if isinstance(params.get(key), str):
+            params[key] = [params[key]]
+    params.update(_target_params(args["target"], args["target_class"]))
+    if args["overwrite"] and args["skip_existing"]:
         raise ValueError("overwrite and skip_existing exclude each other: choose one")
-    params["run_key"] = run_key
-    if overwrite:
+    if args["overwrite"]:
         params["existing_run"] = "overwrite"
-    elif skip_existing:
+    elif args["skip_existing"]:
         params["existing_run"] = "continue"
-    params.update(batch_size=batch_size, num_workers=num_workers, device=device, storage=storage)
-    if output_dir is not None:
-        params["output_dir"] = output_dir
-    if gt_field is not None:
-        params.update(gt_field=gt_field, all_objects=bool(all_objects), iou_threshold=iou_threshold)
-    params["faithfulness"] = bool(faithfulness)
     return params
 
 
@@ -94,40 +87,39 @@ def _target_params(target, target_class):
 
 def compute_kwargs(params, facts):
     """The keyword arguments of :func:`cam_core.compute_cams` (all but
-    ``samples`` and ``progress``) for checked form parameters.
+    ``samples`` and ``progress``) for form parameters.
 
     Args:
         params: the form parameters
         facts: the :class:`operators.models.ModelFacts` of the chosen model
+
+    Returns:
+        the keywords, ``model`` being the model's description (probed already)
     """
-    kwargs = {
-        "model": facts.model,
-        "layers": params.get("layers") or facts.default_layers,
-        "methods": params.get("methods") or DEFAULTS["methods"],
-        "run_key": params.get("run_key") or DEFAULTS["run_key"],
-        "batch_size": int(params.get("batch_size") or DEFAULTS["batch_size"]),
-        "num_workers": int(params.get("num_workers") or 0),
-        "device": params.get("device") or DEFAULTS["device"],
-        "storage": params.get("storage") or DEFAULTS["storage"],
-        "output_dir": params.get("output_dir") or None,
-        "overwrite": params.get("existing_run") == "overwrite",
-        "skip_existing": params.get("existing_run") == "continue",
-        "faithfulness": bool(params.get("faithfulness", False)),
-    }
+    kwargs = defaults()
+    kwargs.update({k: params[k] for k in kwargs if k not in _TRANSLATED and params.get(k) not in (None, "")})
+    kwargs["model"] = facts.description
+    kwargs["overwrite"] = params.get("existing_run") == "overwrite"
+    kwargs["skip_existing"] = params.get("existing_run") == "continue"
     target = params.get("target") or "prediction"
     if target == "label_field":
-        kwargs["target"] = "field:" + params["label_field"]
+        kwargs["target"] = "field:" + str(params.get("label_field") or "")
         if facts.segmenter and params.get("target_class") not in (None, ""):
             kwargs["target_class"] = class_value(params["target_class"], facts)
     elif target == "class":
-        kwargs["target"] = class_value(params["target_class"], facts)
-    else:
-        kwargs["target"] = "prediction"
-    if params.get("gt_field"):
-        kwargs["gt_field"] = params["gt_field"]
-        kwargs["all_objects"] = bool(params.get("all_objects", False))
-        kwargs["iou_threshold"] = float(params.get("iou_threshold") or 0.5)
+        kwargs["target"] = class_value(params.get("target_class"), facts)
     return kwargs
+
+
+def form_property(param, params):
+    """The form property that shows an error about ``compute_cams``' ``param``."""
+    if param == "target":
+        return {"label_field": "label_field", "class": "target_class"}.get(params.get("target"), "target")
+    if param in ("overwrite", "skip_existing"):
+        return "existing_run"
+    if param in ("transforms", "classes"):
+        return "model"
+    return param
 
 
 def class_value(value, facts):

@@ -1,5 +1,5 @@
 """Registering models for the App and delegated workers: the ``register_cam_model``
-and ``unregister_cam_model`` operators (see :mod:`cam_core.factories`)."""
+and ``unregister_cam_model`` operators (see :func:`cam_core.register_factory`)."""
 import json
 
 import fiftyone.operators as foo
@@ -46,16 +46,16 @@ class RegisterCamModel(foo.Operator):
         return foo.execute_operator(self.uri, params=params).result
 
     def resolve_input(self, ctx):
-        from cam_core import factories
+        import cam_core
 
         inputs = types.Object()
-        known = factories.registered_factories()
+        known = cam_core.registered_factories()
         if known:
             inputs.view("known", types.Notice(
                 label="Registered: " + ", ".join(f"{n} ({e['factory']})" for n, e in known.items()),
             ))
-        name_prop = inputs.str("name", required=True, label="Name", description="How the compute_cams form lists it")
-        factory_prop = inputs.str(
+        inputs.str("name", required=True, label="Name", description="How the compute_cams form lists it")
+        inputs.str(
             "factory", required=True, label="Factory",
             description=(
                 "'package.module:function', importable by the App server and every delegated worker; "
@@ -65,25 +65,16 @@ class RegisterCamModel(foo.Operator):
         kwargs_prop = inputs.str("kwargs", default="{}", label="Keyword arguments",
                                  description='A JSON object, e.g. {"checkpoint": "/models/birds.pt"}')
         name = ctx.params.get("name")
-        if name:
-            try:
-                factories.check_name(name)
-            except ValueError as e:
-                choices.invalid(name_prop, str(e))
-            if name in known:
-                inputs.bool("overwrite", default=False, label=f"Replace the registration of '{name}'")
-                if not ctx.params.get("overwrite"):
-                    choices.invalid(name_prop, f"'{name}' is already registered: tick Replace, or choose another name")
+        if name in known:
+            inputs.bool("overwrite", default=False, label=f"Replace the registration of '{name}'")
         try:
-            _kwargs(ctx.params)
+            kwargs = _kwargs(ctx.params)
         except ValueError as e:
             choices.invalid(kwargs_prop, str(e))
-        factory = ctx.params.get("factory")
-        if factory:
-            try:
-                factories.resolve_factory(factory)
-            except ValueError as e:
-                choices.invalid(factory_prop, str(e))
+            kwargs = None
+        if name and ctx.params.get("factory") and kwargs is not None:
+            choices.engine_check(inputs, {}, cam_core.check_factory_args, name, ctx.params["factory"], kwargs,
+                                 bool(ctx.params.get("overwrite")))
         return types.Property(inputs, view=types.View(label="Register a model for CAMs"))
 
     def execute(self, ctx):
@@ -102,15 +93,12 @@ class RegisterCamModel(foo.Operator):
 
 
 def _kwargs(params):
-    """The factory's keyword arguments, given as a JSON object."""
-    value = params.get("kwargs") or "{}"
+    """The factory's keyword arguments, parsed from the form's JSON text
+    (whether they are an object is the engine's check)."""
     try:
-        value = json.loads(value)
+        return json.loads(params.get("kwargs") or "{}")
     except (TypeError, ValueError) as e:
         raise ValueError(f"keyword arguments must be a JSON object: {e}") from None
-    if not isinstance(value, dict):
-        raise ValueError(f"keyword arguments must be a JSON object, like {{\"size\": 64}}; got {value!r}")
-    return value
 
 
 class UnregisterCamModel(foo.Operator):
@@ -132,10 +120,10 @@ class UnregisterCamModel(foo.Operator):
         return foo.execute_operator(self.uri, params={"name": name}).result
 
     def resolve_input(self, ctx):
-        from cam_core import factories
+        import cam_core
 
         inputs = types.Object()
-        names = list(factories.registered_factories())
+        names = list(cam_core.registered_factories())
         prop = inputs.enum("name", names, required=True, label="Model", view=choices.dropdown(names))
         if not names:
             choices.invalid(prop, "no model is registered")

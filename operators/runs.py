@@ -38,7 +38,7 @@ def run_info(dataset, key):
             num_samples=results.num_samples,
             num_skipped=results.num_skipped,
             skipped=list(results.skipped),
-            seconds=getattr(results, "seconds", None),
+            seconds=results.seconds,
         )
     return out
 
@@ -142,10 +142,8 @@ class DeleteCamRun(foo.Operator):
         key = choices.run_key(ctx, inputs, "Run to delete")
         if key:
             config = ctx.dataset.get_run_info(key).config
-            fields = list(getattr(config, "fields", {}) or {})
-            if getattr(config, "agreement_field", None):
-                fields.append(config.agreement_field)
-            where = f"and the PNG files under {config.output_dir}" if getattr(config, "storage", None) == "png" else ""
+            fields = config.all_fields()
+            where = f"and the PNG files under {config.output_dir}" if config.storage == "png" else ""
             inputs.view("deleted", types.Warning(
                 label=f"Deletes {len(fields)} field(s) {where}",
                 description=", ".join(fields),
@@ -155,10 +153,7 @@ class DeleteCamRun(foo.Operator):
     def execute(self, ctx):
         key = ctx.params["run_key"]
         dataset = ctx.dataset
-        config = dataset.get_run_info(key).config
-        fields = list(getattr(config, "fields", {}) or {})
-        if getattr(config, "agreement_field", None):
-            fields.append(config.agreement_field)
+        fields = dataset.get_run_info(key).config.all_fields()
         dataset.delete_run(key)  # the run's cleanup removes these fields, the map files and the sidebar group
         if not ctx.delegated:
             ctx.ops.reload_dataset()

@@ -58,29 +58,30 @@ class ScoreCamRun(foo.Operator):
         return result if delegate else result.result["num_samples"]
 
     def resolve_input(self, ctx):
-        import fiftyone as fo
+        import cam_core
 
         inputs = types.Object()
         inputs.view_target(ctx, action_description="Score the maps of")
         key = choices.run_key(ctx, inputs, "Run", preselect=True)
         if key:
-            gt, ok = choices.label_field(
-                ctx, inputs, ctx.target_view(), "gt_field", (fo.Detections, fo.Polylines, fo.Segmentation),
-                label="Objects", required=True,
+            view = ctx.target_view()
+            choices.label_field(
+                inputs, "gt_field", cam_core.object_fields(view), label="Objects", required=True,
                 description="Each map gets mass_inside, pointing_hit and iou against this field's objects",
             )
-            config = ctx.dataset.get_run_info(key).config
-            old = getattr(config, "gt_field", None)
-            if ok and gt and old and old != gt:
-                inputs.view("replaces", types.Warning(
-                    label=f"The run's maps were scored against '{old}': these scores replace those"))
             inputs.bool("all_objects", default=False, label="All objects",
                         description="Score against every object, not only those of each map's explained class")
-            prop = inputs.float("iou_threshold", default=0.5, label="IoU threshold",
-                                description="The map's level, relative to its maximum, whose region is compared with the objects (0 to 1]")
-            level = ctx.params.get("iou_threshold", 0.5)
-            if isinstance(level, bool) or not isinstance(level, (int, float)) or not 0 < level <= 1:
-                choices.invalid(prop, f"the IoU threshold must be a number in (0, 1]; got {level!r}")
+            inputs.float("iou_threshold", default=0.5, label="IoU threshold",
+                         description="The map's level, relative to its maximum, whose region is compared with the objects (0 to 1]")
+            p = ctx.params
+            gt = p.get("gt_field")
+            if gt:
+                _, ok = choices.engine_check(inputs, {}, cam_core.check_score_args, view, key, gt,
+                                             bool(p.get("all_objects", False)), p.get("iou_threshold", 0.5))
+                old = ctx.dataset.get_run_info(key).config.gt_field
+                if ok and old and old != gt:
+                    inputs.view("replaces", types.Warning(
+                        label=f"The run's maps were scored against '{old}': these scores replace those"))
         return types.Property(inputs, view=types.View(label="Score a CAM run against objects"))
 
     def execute(self, ctx):

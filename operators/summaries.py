@@ -60,22 +60,20 @@ class SummarizeCamRun(foo.Operator):
         return result if delegate else result.result["paths"]
 
     def resolve_input(self, ctx):
-        import fiftyone as fo
-
-        from cam_core.summary import default_summary_dir
+        import cam_core
 
         inputs = types.Object()
-        view, key, field = choices.run_map_score(ctx, inputs, "Summarize",
-                                            "The grid shows the samples with the highest and the lowest score")
+        view, key, field, score = choices.run_map_score(ctx, inputs, "Summarize",
+                                                        "The grid shows the samples with the highest and the lowest score")
         if field:
-            prop = inputs.int("k", default=5, label="Samples per half of the grid")
-            k = ctx.params.get("k", 5)
-            if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= 50:
-                choices.invalid(prop, f"the grid holds 1 to 50 samples per half; got {k!r}")
-            choices.label_field(ctx, inputs, view, "label_field", (fo.Classification,), label="Label shown",
+            inputs.int("k", default=5, label="Samples per half of the grid")
+            choices.label_field(inputs, "label_field", cam_core.label_fields(view, "Classification"), label="Label shown",
                                 description="Optional: a Classification field shown above each sample of the grid")
             inputs.str("output_dir", label="Output directory",
-                       description=f"Where the pictures go; default {default_summary_dir(ctx.dataset.name, key)}")
+                       description=f"Where the pictures go; default {cam_core.default_summary_dir(ctx.dataset.name, key)}")
+            p = ctx.params
+            choices.engine_check(inputs, {}, cam_core.check_summary_args, view, key, field=field, score=score,
+                                 k=p.get("k", 5), label_field=p.get("label_field") or None)
         return types.Property(inputs, view=types.View(label="Summarize a CAM run"))
 
     def execute(self, ctx):

@@ -56,27 +56,21 @@ class SortByCamScore(foo.Operator):
         return fov.DatasetView._build(dataset, result.result["view"])
 
     def resolve_input(self, ctx):
-        import fiftyone as fo
+        import cam_core
 
         inputs = types.Object()
-        view, key, field = choices.run_map_score(ctx, inputs, "Sort", "The score the samples are sorted by")
+        view, key, field, score = choices.run_map_score(ctx, inputs, "Sort", "The score the samples are sorted by")
         if field:
-            lo = inputs.float("min_value", label="At least", description="Keep samples whose score is at least this")
-            hi = inputs.float("max_value", label="At most", description="Keep samples whose score is at most this")
-            low, high = ctx.params.get("min_value"), ctx.params.get("max_value")
-            if low is not None and high is not None and low > high:
-                choices.invalid(hi, f"'At most' ({high}) is below 'At least' ({low}): no sample could match")
-                choices.invalid(lo, f"'At least' ({low}) is above 'At most' ({high})")
+            inputs.float("min_value", label="At least", description="Keep samples whose score is at least this (min_value)")
+            inputs.float("max_value", label="At most", description="Keep samples whose score is at most this (max_value)")
             inputs.bool("reverse", default=False, label="Highest first")
             choices.label_field(
-                ctx, inputs, view, "correct_field", (fo.Classification,), label="Correct predictions of",
+                inputs, "correct_field", cam_core.label_fields(view, "Classification"), label="Correct predictions of",
                 description="Optional: keep samples whose explained class equals this field's label",
             )
-            name = inputs.str("view_name", label="Save as view",
-                              description="Optional: save the sorted view on the dataset under this name")
-            wanted = ctx.params.get("view_name")
-            if wanted and ctx.dataset.has_saved_view(wanted):
-                choices.invalid(name, f"a saved view '{wanted}' exists: choose another name")
+            inputs.str("view_name", label="Save as view",
+                       description="Optional: save the sorted view on the dataset under this name")
+            choices.engine_check(inputs, {}, cam_core.check_sort_args, view, key, **_arguments(ctx.params, score))
         return types.Property(inputs, view=types.View(label="Sort samples by a CAM score"))
 
     def execute(self, ctx):
@@ -84,14 +78,9 @@ class SortByCamScore(foo.Operator):
 
         p = ctx.params
         key, score = p["run_key"], p.get("score") or "mass_inside"
-        view = cam_core.sort_by_score(
-            ctx.target_view(), key, score=score, field=p.get("field"),
-            min_value=p.get("min_value"), max_value=p.get("max_value"), reverse=bool(p.get("reverse")),
-            correct_field=p.get("correct_field") or None,
-        )
-        name = p.get("view_name") or None
-        if name:
-            ctx.dataset.save_view(name, view, description=f"CAM run '{key}' sorted by {score}")
+        arguments = _arguments(p, score)
+        name = arguments["view_name"]
+        view = cam_core.sort_by_score(ctx.target_view(), key, **arguments)
         # the view itself, also when saved: FiftyOne's own save_view operator
         # avoids set_view(name=...) after saving, an App bug in 1.22
         ctx.ops.set_view(view=view)
@@ -99,3 +88,10 @@ class SortByCamScore(foo.Operator):
         message = f"{n} sample(s) sorted by {score}" + (f", saved as view '{name}'" if name else "")
         ctx.ops.notify(message, variant="success" if n else "warning")
         return {"count": n, "view": view._serialize(), "view_name": name, "message": message}
+
+
+def _arguments(p, score):
+    """:func:`cam_core.sort_by_score`'s keyword arguments from the form's parameters."""
+    return {"score": score, "field": p.get("field"), "min_value": p.get("min_value"), "max_value": p.get("max_value"),
+            "reverse": bool(p.get("reverse")), "correct_field": p.get("correct_field") or None,
+            "view_name": p.get("view_name") or None}

@@ -8,8 +8,8 @@ from torch import nn
 
 import models
 from cam_core.engine import CamEngine
-from cam_core.layers import probe_model, resolve_layers
-from cam_core.targets import classifier_targets
+from cam_core.engine import probe_model, resolve_layers
+from cam_core.engine.targets import classifier_targets
 from test_equivalence import photos
 
 ONE_PASS = ["gradcam", "hirescam", "gradcamelementwise", "gradcamplusplus", "xgradcam", "layercam",

@@ -6,9 +6,9 @@ import torch
 
 import models
 from cam_core.engine import CamEngine
-from cam_core.layers import probe_model, resolve_layers
-from cam_core.methods import METHODS
-from cam_core.targets import classifier_targets, segmenter_targets
+from cam_core.engine import probe_model, resolve_layers
+from cam_core.engine.methods import METHODS
+from cam_core.engine.targets import classifier_targets, segmenter_targets
 
 CHEAP = [m for m, spec in METHODS.items() if spec.kind != "perturb"]
 PERTURB = [m for m, spec in METHODS.items() if spec.kind == "perturb"]

@@ -6,8 +6,8 @@ from PIL import Image
 from torchvision import transforms as T
 from torchvision.transforms import v2
 
-from cam_core.geometry import apply_transforms, transform_steps
-from cam_core.images import ImageReadError, load_rgb
+from cam_core.media.geometry import apply_transforms, transform_steps
+from cam_core.media.images import ImageReadError, load_rgb
 
 
 def frame_of(transforms, size):

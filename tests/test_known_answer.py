@@ -9,7 +9,7 @@ from torch import nn
 from torchvision import transforms as T
 
 import cam_core
-from cam_core.methods import METHODS
+from cam_core.engine.methods import METHODS
 
 W, H = 480, 320  # resized to 96x64, centre-cropped to 64x64 (16 px cut on each side)
 RED = (260, 130, 320, 190)  # x0, y0, x1, y1 in the original image: the region that scores

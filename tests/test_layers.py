@@ -5,7 +5,7 @@ import torchvision
 
 import cam_core
 import models
-from cam_core.layers import probe_model, resolve_layers
+from cam_core.engine import probe_model, resolve_layers
 
 
 def probe(model, size=224):
@@ -155,7 +155,7 @@ def test_class_token_vit_default_is_unchanged_its_block_output_gets_no_gradient(
 @pytest.mark.parametrize("factory", [avg_vit, gap_vit, models.deit_tiny])
 def test_default_layer_maps_of_vits_are_not_empty(factory):
     from cam_core.engine import CamEngine
-    from cam_core.targets import classifier_targets
+    from cam_core.engine.targets import classifier_targets
     from test_equivalence import photos
 
     m = factory()

@@ -243,13 +243,13 @@ def _form(dataset, params):
 @pytest.mark.parametrize(
     "bad, field, message",
     [
-        ({"run_key": "bad key!"}, "run_key", "'bad key!' is not a valid run key"),
+        ({"run_key": "bad key!"}, "run_key", "run_key must be a valid Python identifier (letters, digits, underscores); got 'bad key!'"),
         ({"layers": []}, "layers", "choose at least one layer (suggested: layer4)"),
-        ({"layers": ["layer9"]}, "layers", "not an explainable layer of this model: layer9; closest: layer"),
+        ({"layers": ["layer9"]}, "layers", "unknown layer 'layer9': the model has no module at that path. Closest layers: layer"),
         ({"methods": []}, "methods", "choose at least one method"),
         ({"target": "label_field", "label_field": "objects"}, "label_field",
-         "'objects' holds Detections labels; a classifier needs a Classification field: ground_truth"),
-        ({"target": "class", "target_class": "dog"}, "target_class", "'dog' is not a class of this model"),
+         "target field 'objects' holds Detections; a classification model needs an Classification field: ground_truth"),
+        ({"target": "class", "target_class": "dog"}, "target_class", "class 'dog' is not one of the model's 4 classes"),
     ],
 )
 def test_the_form_refuses_bad_input_before_execution(photos, registered, bad, field, message):
@@ -404,7 +404,7 @@ def test_plugin_installs_with_fiftyone_plugins_download(photos, registered):
         server.shutdown()
         server.server_close()
     copies = [root for root, _, files in os.walk(installed) if "fiftyone.yml" in files]
-    assert len(copies) == 1 and os.path.isfile(os.path.join(copies[0], "cam_core", "compute.py"))
+    assert len(copies) == 1 and os.path.isfile(os.path.join(copies[0], "cam_core", "compute", "api.py"))
     reqs = subprocess.run([cli, "plugins", "requirements", PLUGIN, "--print"], env=env,
                           capture_output=True, text=True, timeout=120)
     assert reqs.returncode == 0 and "grad-cam" in reqs.stdout, reqs.stdout + reqs.stderr

@@ -105,7 +105,7 @@ def test_agreement_between_methods_and_layers(scene_dataset):
     doc = scene_dataset.first()["cam_agreement"]
     # HiResCAM and LayerCAM agree on the red square; a random map does not
     assert -1 <= doc["methods_features"] <= 1
-    from cam_core.scores import agreement
+    from cam_core.scoring import agreement
 
     sample = scene_dataset.first()
     maps = {m: np.asarray(Image.open(sample[f"cam_{m}_features"].map_path), float) for m in ("hirescam", "layercam", "randomcam")}

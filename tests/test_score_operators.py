@@ -13,7 +13,7 @@ from fiftyone.operators.executor import ExecutionContext, ExecutionError, Execut
 
 import fiftyone as fo
 import fiftyone.operators as foo
-from cam_core.evaluate import load_map
+from cam_core.media.mapfiles import load_map
 
 from test_operators import compute, photos, plugins_dir, registered, uri  # noqa: F401 (fixtures)
 
@@ -62,8 +62,8 @@ def test_scoring_a_view_scores_only_its_samples(run):
 
 
 @pytest.mark.parametrize("args,kwargs,message", [
-    (("nope", "objects"), {}, "'nope' is not a CAM run of this dataset; CAM runs: cam"),
-    (("cam", "ground_truth"), {}, "'ground_truth' is not a Detections or Polylines or Segmentation field"),
+    (("nope", "objects"), {}, "no run 'nope' on this collection; its CAM runs: cam"),
+    (("cam", "ground_truth"), {}, "ground-truth field 'ground_truth' holds Classification; it must hold Detections, Polylines or a Segmentation"),
     (("cam", "objects"), {"iou_threshold": 0}, r"the IoU threshold must be a number in \(0, 1\]; got 0"),
     (("cam", "objects"), {"iou_threshold": 1.5}, "got 1.5"),
 ])
@@ -119,7 +119,7 @@ def test_sort_by_cam_score_saves_the_view_and_refuses_bad_input(run):
     sort = op("sort_by_cam_score")
     with pytest.raises(ExecutionError, match="a saved view 'border-first' exists"):
         sort(run, "cam", score="border", view_name="border-first")
-    with pytest.raises(ExecutionError, match=r"'At least' \(0.5\) is above 'At most' \(0.1\)"):
+    with pytest.raises(ExecutionError, match=r"the lower bound min_value \(0.5\) is above the upper bound max_value \(0.1\)"):
         sort(run, "cam", min_value=0.5, max_value=0.1)
     with pytest.raises(ExecutionError, match="maps of 'cam_gradcam_layer4' have no score 'road'"):
         sort(run, "cam", score="road")
@@ -156,7 +156,7 @@ def test_summarize_cam_run_saves_and_shows_the_pictures(run, tmp_path):
 
 
 def test_the_summary_grid_splits_a_small_view_instead_of_repeating_samples(run):
-    from cam_core.summary import extreme_samples
+    from cam_core.runs.summary import extreme_samples
 
     op("score_cam_run")(run, "cam", "objects")
     field = "cam_eigencam_layer4"

@@ -1,6 +1,8 @@
-"""Writing maps as ``fo.Heatmap`` labels: 8-bit PNG files or inline arrays."""
+"""Maps as ``fo.Heatmap`` labels: 8-bit PNG files or inline arrays, written,
+read back and removed."""
 import os
 
+import fiftyone as fo
 import numpy as np
 from PIL import Image
 
@@ -10,8 +12,6 @@ STORAGE = ("png", "inline")
 def default_output_dir(dataset_name, run_key):
     """Where PNG maps go unless the user says otherwise:
     ``<fo.config.default_dataset_dir>/cam_maps/<dataset>/<run_key>``."""
-    import fiftyone as fo
-
     return os.path.join(fo.config.default_dataset_dir, "cam_maps", dataset_name, run_key)
 
 
@@ -33,8 +33,6 @@ def make_heatmap(cam, storage, path=None, **attributes):
     Returns:
         an ``fo.Heatmap`` with ``range=[0, 255]``
     """
-    import fiftyone as fo
-
     arr = to_uint8(cam)
     if storage == "inline":
         return fo.Heatmap(map=arr, range=[0, 255], **attributes)
@@ -42,6 +40,17 @@ def make_heatmap(cam, storage, path=None, **attributes):
     # fast compression: maps are small, and writing is on the hot path
     Image.fromarray(arr).save(path, compress_level=1)
     return fo.Heatmap(map_path=path, range=[0, 255], **attributes)
+
+
+def load_map(heatmap):
+    """A stored Heatmap's map as a float array in [0, 1] (PNG or inline)."""
+    if heatmap.map is not None:
+        arr = np.asarray(heatmap.map, dtype=np.float64)
+    else:
+        with Image.open(heatmap.map_path) as img:
+            arr = np.asarray(img, dtype=np.float64)
+    lo, hi = heatmap.range if heatmap.range else (0.0, 255.0)
+    return (arr - lo) / (hi - lo) if hi > lo else arr
 
 
 def remove_map_files(paths):

@@ -1,32 +1,22 @@
-"""Ground-truth scores for a run that already exists."""
-import numpy as np
-
-from . import scores as camscores
-from .regions import check_gt_field, region_mask
-from .runs import CamRunConfig
-
-
-def run_config(samples, run_key):
-    """The :class:`cam_core.runs.CamRunConfig` of a run; ValueError if it is not a CAM run."""
-    if run_key not in samples.list_runs():
-        raise ValueError(f"no run '{run_key}' on this collection; runs: {samples.list_runs()}")
-    config = samples.get_run_info(run_key).config
-    if not isinstance(config, CamRunConfig):
-        raise ValueError(f"run '{run_key}' is not a CAM run")
-    return config
+"""Ground-truth scores for a run that already exists, from its stored maps."""
+from ..labels import check_gt_field, check_iou_threshold, mask_targets_of
+from ..media.mapfiles import load_map
+from ..scoring import region_mask, region_scores
+from .record import run_config
 
 
-def load_map(heatmap):
-    """A stored Heatmap's map as a float array in [0, 1] (PNG or inline)."""
-    if heatmap.map is not None:
-        arr = np.asarray(heatmap.map, dtype=np.float64)
-    else:
-        from PIL import Image
+def check_score_args(samples, run_key, gt_field, all_objects=False, iou_threshold=0.5):
+    """Checks :func:`score_regions`' arguments as it does, scoring nothing.
 
-        with Image.open(heatmap.map_path) as img:
-            arr = np.asarray(img, dtype=np.float64)
-    lo, hi = heatmap.range if heatmap.range else (0.0, 255.0)
-    return (arr - lo) / (hi - lo) if hi > lo else arr
+    Returns:
+        the run's config and the threshold as a float
+
+    Raises:
+        CamArgumentError: naming the refused parameter
+    """
+    config = run_config(samples, run_key)
+    check_gt_field(samples, gt_field)
+    return config, check_iou_threshold(iou_threshold)
 
 
 def score_regions(samples, run_key, gt_field, all_objects=False, iou_threshold=0.5, progress=None):
@@ -45,13 +35,13 @@ def score_regions(samples, run_key, gt_field, all_objects=False, iou_threshold=0
 
     Returns:
         the number of samples scored (those with at least one of the run's maps)
+
+    Raises:
+        CamArgumentError: naming the refused parameter, before anything is written
     """
-    config = run_config(samples, run_key)
-    check_gt_field(samples, gt_field)
-    if not isinstance(iou_threshold, (int, float)) or not 0 < iou_threshold <= 1:
-        raise ValueError(f"iou_threshold must be a number in (0, 1]; got {iou_threshold!r}")
+    config, iou_threshold = check_score_args(samples, run_key, gt_field, all_objects, iou_threshold)
     dataset = samples._root_dataset
-    mask_targets = dataset.mask_targets.get(gt_field) or dataset.default_mask_targets or {}
+    mask_targets = mask_targets_of(dataset, gt_field)
     fields = list(config.fields)
     n = 0
     view = samples.select_fields(fields + [gt_field])
@@ -68,10 +58,10 @@ def score_regions(samples, run_key, gt_field, all_objects=False, iou_threshold=0
             key = (cam.shape, heat.target_label, heat.target_index)
             if key not in cache:  # maps of one sample share their region
                 cache[key] = region_mask(gt, cam.shape, heat.target_label, heat.target_index, all_objects, mask_targets)
-            for name, value in camscores.region_scores(cam, cache[key], iou_threshold).items():
+            for name, value in region_scores(cam, cache[key], iou_threshold).items():
                 heat[name] = value
         n += scored
     dataset.add_dynamic_sample_fields(fields=fields)  # the new scores become sidebar filters
-    config.gt_field, config.all_objects, config.iou_threshold = gt_field, bool(all_objects), float(iou_threshold)
+    config.gt_field, config.all_objects, config.iou_threshold = gt_field, bool(all_objects), iou_threshold
     dataset.update_run_config(run_key, config)
     return n

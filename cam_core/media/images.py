@@ -2,15 +2,21 @@
 import numpy as np
 from PIL import Image, ImageOps
 
-
-# The kinds of read errors, as their messages start (cam_core.skipped_reasons
-# groups a run's skipped samples by them)
-NOT_FOUND = "file not found"
-UNREADABLE = "cannot read image"
+from ..skips import NOT_FOUND, UNREADABLE, Skip
 
 
 class ImageReadError(Exception):
-    """An image file is missing, unreadable or corrupt."""
+    """An image file is missing, unreadable or corrupt.
+
+    Attributes:
+        skip: the :class:`cam_core.skips.Skip` of the sample (its kind,
+            :data:`~cam_core.skips.NOT_FOUND` or :data:`~cam_core.skips.UNREADABLE`,
+            and the message)
+    """
+
+    def __init__(self, kind, message):
+        super().__init__(message)
+        self.skip = Skip(kind, message)
 
 
 def load_rgb(path):
@@ -35,9 +41,9 @@ def load_rgb(path):
             img = ImageOps.exif_transpose(img)
             return _to_rgb(img)
     except FileNotFoundError:
-        raise ImageReadError(f"{NOT_FOUND}: {path}") from None
+        raise ImageReadError(NOT_FOUND, f"{NOT_FOUND}: {path}") from None
     except Exception as e:  # PIL raises many types for corrupt data
-        raise ImageReadError(f"{UNREADABLE} {path}: {e}") from None
+        raise ImageReadError(UNREADABLE, f"{UNREADABLE} {path}: {e}") from None
 
 
 def _to_rgb(img):

@@ -1,4 +1,4 @@
-"""Models registered for every process, as importable factories.
+"""Models registered by name: in this process, or in the database for every process.
 
 A model object lives in one process (:func:`cam_core.register_model`), but
 the App server and every ``fiftyone delegated launch`` worker are other
@@ -10,14 +10,60 @@ the model itself; the code only has to be importable there::
 
     cam_core.register_factory("birds", "my_models:bird_classifier", kwargs={"checkpoint": "/models/birds.pt"})
     cam_core.compute_cams(dataset, "birds")      # here, in the App, in a worker
+
+This module holds both registries and builds a stored recipe;
+:mod:`cam_core.models.register` adds entries to them.
 """
 import importlib
 import re
+
+from ..errors import CamArgumentError
+from .cam_model import from_object
 
 STORE = "fiftyone_cam_models"
 
 # no ':' in a name: "torchvision:resnet50" and "timm:..." are library models
 _NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]*$")
+
+# models registered in this process (cam_core.register_model)
+_PROCESS = {}
+
+
+def process_model(name):
+    """The :class:`cam_core.CamModel` registered as ``name`` in this process, or None."""
+    return _PROCESS.get(name)
+
+
+def add_process_model(name, model):
+    """Registers a :class:`cam_core.CamModel` under ``name`` in this process."""
+    _PROCESS[name] = model
+
+
+def registered_models():
+    """Names registered with :func:`cam_core.register_model` in this process."""
+    return list(_PROCESS)
+
+
+def process_only_names():
+    """Names registered in this process only (no factory in the database):
+    no other process, a delegated worker included, can build them."""
+    stored = set(registered_factories())
+    return [n for n in _PROCESS if n not in stored]
+
+
+def check_shareable(name):
+    """Refuses a model that other processes (delegated workers) cannot build:
+    one registered in this process only.
+
+    Raises:
+        CamArgumentError: (``model``) saying how to make it shareable
+    """
+    if name in process_only_names():
+        raise CamArgumentError(
+            "model",
+            f"'{name}' was registered with cam_core.register_model in this process only: delegated workers "
+            f"cannot build it. Register a factory (cam_core.register_factory, or the register_cam_model operator)",
+        )
 
 
 def _store():
@@ -28,11 +74,12 @@ def _store():
 
 
 def check_name(name):
-    """Raises ``ValueError`` unless ``name`` can name a registered model."""
+    """Raises :class:`cam_core.CamArgumentError` (``name``) unless ``name`` can name a registered model."""
     if not isinstance(name, str) or not _NAME.match(name):
-        raise ValueError(
+        raise CamArgumentError(
+            "name",
             f"model name {name!r} is not allowed: use letters, digits, '_', '-' and '.', e.g. "
-            f"'my-classifier' (':' marks library models such as 'torchvision:resnet50')"
+            f"'my-classifier' (':' marks library models such as 'torchvision:resnet50')",
         )
 
 
@@ -47,91 +94,55 @@ def resolve_factory(factory):
         the callable
 
     Raises:
-        ValueError: when the string is malformed, the module cannot be
-            imported, or the attribute is missing or not callable
+        CamArgumentError: (``factory``) when the string is malformed, the
+            module cannot be imported, or the attribute is missing or not callable
     """
-    if not isinstance(factory, str) or factory.count(":") != 1:
-        raise ValueError(
-            f"factory must look like 'package.module:function'; got {factory!r}"
-        )
-    module_name, _, attr = factory.partition(":")
-    if not module_name or not attr:
-        raise ValueError(f"factory must look like 'package.module:function'; got {factory!r}")
+    module_name, sep, attr = factory.partition(":") if isinstance(factory, str) else ("", "", "")
+    if not sep or not module_name or not attr or ":" in attr:
+        raise CamArgumentError("factory", f"factory must look like 'package.module:function'; got {factory!r}")
     try:
         obj = importlib.import_module(module_name)
     except Exception as e:  # ImportError, or an error raised while importing
-        raise ValueError(
+        raise CamArgumentError(
+            "factory",
             f"cannot import module '{module_name}' of factory '{factory}': {e}. "
-            f"It must be importable by the App server and by every delegated worker"
+            f"It must be importable by the App server and by every delegated worker",
         ) from None
     for part in attr.split("."):
         if not hasattr(obj, part):
-            raise ValueError(f"module '{module_name}' has no attribute '{attr}'")
+            raise CamArgumentError("factory", f"module '{module_name}' has no attribute '{attr}'")
         obj = getattr(obj, part)
     if not callable(obj):
-        raise ValueError(f"'{factory}' is not callable")
+        raise CamArgumentError("factory", f"'{factory}' is not callable")
     return obj
 
 
-def register_factory(name, factory, kwargs=None, overwrite=False):
-    """Registers a model factory under ``name`` in the database, for every
-    process that shares it (:func:`cam_core.load_model` and
-    :func:`cam_core.compute_cams` then take ``name``).
+def is_factory(name):
+    """Whether ``name`` is registered as a factory in the database."""
+    return _store().has(name)
 
-    The model is built and probed once here, so a factory that cannot be
-    imported or built, or a model with nothing to explain, is refused now
-    rather than later in a worker.
+
+def save(name, factory, kwargs=None, overwrite=False):
+    """Stores a registration in the database without building the model
+    (:func:`cam_core.register_factory` builds it first).
 
     Args:
-        name: the name (e.g. ``"my-classifier"``: letters, digits, ``_-.``)
+        name: the name the App shows (e.g. ``"my-classifier"``)
         factory: ``"package.module:function"``; the function returns anything
             :func:`cam_core.compute_cams` accepts as a model object
         kwargs (None): JSON keyword arguments for the function
         overwrite (False): replace an existing registration of ``name``
 
-    Returns:
-        the built model's :class:`cam_core.ModelDescription`
-
     Raises:
-        ValueError: for a bad name or factory, an existing name without
-            ``overwrite``, or a model that cannot be built or probed
-    """
-    from .probing import describe_model
-
-    check_name(name)
-    if _store().has(name) and not overwrite:
-        raise ValueError(f"a model named '{name}' is already registered; pass overwrite=True to replace it")
-    entry = {"factory": factory, "kwargs": dict(kwargs or {})}
-    description = describe_model(build(name, entry))
-    save(name, factory, entry["kwargs"], overwrite=overwrite)
-    return description
-
-
-def save(name, factory, kwargs=None, overwrite=False):
-    """Stores a registration in the database without building the model
-    (:func:`register_factory` builds it first).
-
-    Args:
-        name: the name the App shows (e.g. ``"my-classifier"``)
-        factory: ``"package.module:function"``; the function returns anything
-            :func:`cam_core.compute_cams` accepts as a model object: a
-            :class:`cam_core.CamModel` (module, transforms, classes), a
-            ``torch.nn.Module`` (its ``transforms`` / ``classes`` attributes
-            are used when present) or a FiftyOne ``TorchImageModel``
-        kwargs (None): JSON keyword arguments for the function
-        overwrite (False): replace an existing registration of ``name``
-
-    Raises:
-        ValueError: for a bad name or factory, or an existing name without
-            ``overwrite``
+        CamArgumentError: for a bad name or factory, or an existing name
+            without ``overwrite``
     """
     check_name(name)
     resolve_factory(factory)
-    kwargs = dict(kwargs or {})
     registrations = _store()
     if registrations.has(name) and not overwrite:
-        raise ValueError(f"a model named '{name}' is already registered; pass overwrite=True to replace it")
-    registrations.set(name, {"factory": factory, "kwargs": kwargs})
+        raise CamArgumentError("name", f"a model named '{name}' is already registered; pass overwrite=True to replace it")
+    registrations.set(name, {"factory": factory, "kwargs": dict(kwargs or {})})
 
 
 def unregister_factory(name):
@@ -154,11 +165,12 @@ def build_factory(name):
     """Builds the model registered as ``name`` in the database, in this process.
 
     Raises:
-        ValueError: when no factory is registered as ``name``, or it fails
+        CamArgumentError: (``model``) when no factory is registered as
+            ``name``, or it fails
     """
     entry = registered_factories().get(name)
     if entry is None:
-        raise ValueError(f"no model factory is registered as '{name}'")
+        raise CamArgumentError("model", f"no model factory is registered as '{name}'")
     return build(name, entry)
 
 
@@ -169,15 +181,15 @@ def build(name, entry):
         a :class:`cam_core.CamModel` named ``name`` whose recorded loading
         arguments are the factory and its keyword arguments
     """
-    from .models import resolve_model
-
     fn = resolve_factory(entry["factory"])
     kwargs = entry.get("kwargs") or {}
     try:
         made = fn(**kwargs)
     except Exception as e:
-        raise ValueError(f"factory '{entry['factory']}' of model '{name}' failed: {type(e).__name__}: {e}") from e
-    model = resolve_model(made)
+        raise CamArgumentError(
+            "factory", f"factory '{entry['factory']}' of model '{name}' failed: {type(e).__name__}: {e}"
+        ) from e
+    model = from_object(made)
     model.name = name
     model.kwargs = {"factory": entry["factory"], "kwargs": kwargs}
     return model

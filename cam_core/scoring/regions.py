@@ -3,31 +3,16 @@
 ``fo.Detections`` (boxes) and ``fo.Polylines`` give the objects of the map's
 target class by default, or every object; an ``fo.Segmentation`` gives the
 pixels of the target class (or every non-zero pixel).
+
+Labels are read by duck typing (their class name and attributes): nothing
+here imports FiftyOne.
 """
 import numpy as np
 
-from . import scores
+from . import rasterize
 
+# the label types a map can be scored against, by FiftyOne class name
 GT_TYPES = ("Detections", "Polylines", "Segmentation")
-
-
-def check_gt_field(samples, field):
-    """Raises ValueError unless ``field`` holds Detections, Polylines or a Segmentation."""
-    schema = samples.get_field_schema()
-    if field not in schema:
-        raise ValueError(f"ground-truth field '{field}' does not exist; object fields: {object_fields(samples)}")
-    doc_type = getattr(schema[field], "document_type", None)
-    if getattr(doc_type, "__name__", None) not in GT_TYPES:
-        name = getattr(doc_type, "__name__", type(schema[field]).__name__)
-        raise ValueError(
-            f"ground-truth field '{field}' holds {name}; it must hold Detections, Polylines or a "
-            f"Segmentation: {object_fields(samples)}"
-        )
-
-
-def object_fields(samples):
-    names = [n for n, f in samples.get_field_schema().items() if getattr(getattr(f, "document_type", None), "__name__", None) in GT_TYPES]
-    return ", ".join(names) or "none"
 
 
 def region_mask(label, shape, target_label=None, target_index=None, all_objects=False, mask_targets=None):
@@ -58,7 +43,7 @@ def region_mask(label, shape, target_label=None, target_index=None, all_objects=
             values = [int(v) for v, name in mask_targets.items() if str(name) == str(target_label)]
         else:
             values = [target_index]
-        region = scores.region_mask_from_segmentation(mask, shape, values) if values else None
+        region = rasterize.region_mask_from_segmentation(mask, shape, values) if values else None
     else:
         objects = label.detections if kind == "Detections" else label.polylines
         if not all_objects:
@@ -66,9 +51,9 @@ def region_mask(label, shape, target_label=None, target_index=None, all_objects=
         if not objects:
             return None
         if kind == "Detections":
-            region = scores.region_mask_from_boxes([o.bounding_box for o in objects], shape)
+            region = rasterize.region_mask_from_boxes([o.bounding_box for o in objects], shape)
         else:
-            region = scores.region_mask_from_polylines([o.points for o in objects], shape, filled=True)
+            region = rasterize.region_mask_from_polylines([o.points for o in objects], shape, filled=True)
     if region is None or not region.any():
         return None
     return region

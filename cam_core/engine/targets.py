@@ -4,9 +4,12 @@ grad-cam builds its loss with ``zip(targets, outputs)``: a list shorter than
 the batch silently gives all-zero maps for the rest, so every builder here
 returns exactly one target per image.
 """
+import difflib
 from dataclasses import dataclass
 
 import numpy as np
+
+from ..errors import CamArgumentError
 
 
 @dataclass
@@ -32,37 +35,33 @@ class TargetSpec:
         return f"class:{class_name(classes, self.class_index)}"
 
 
-@dataclass
-class TargetInfo:
-    """The target one map explains, stored on its Heatmap."""
-
-    index: int
-    label: str
-    score: float
-    confidence: float = None
-
-
 def class_name(classes, index):
     if classes is not None and 0 <= index < len(classes):
         return str(classes[index])
     return str(index)
 
 
-def class_index(classes, value, num_outputs):
-    """Index of a class given by name or index; raises ValueError listing what is allowed."""
+def class_index(classes, value, num_outputs, param="target"):
+    """Index of a class given by name or index.
+
+    Raises:
+        CamArgumentError: (``param``) naming what is allowed
+    """
     if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
         if 0 <= value < num_outputs:
             return int(value)
-        raise ValueError(f"class index {value} is out of range: the model has {num_outputs} outputs (0..{num_outputs - 1})")
+        raise CamArgumentError(
+            param, f"class index {value} is out of range: the model has {num_outputs} outputs (0..{num_outputs - 1})"
+        )
     if classes is not None and value in list(classes):
         return list(classes).index(value)
     if classes is None:
-        raise ValueError(f"class '{value}' given by name, but the model has no class names; pass classes=[...] or an index")
-    import difflib
-
+        raise CamArgumentError(
+            param, f"class '{value}' given by name, but the model has no class names; pass classes=[...] or an index"
+        )
     near = difflib.get_close_matches(str(value), [str(c) for c in classes], n=5)
     hint = f"; closest: {', '.join(near)}" if near else ""
-    raise ValueError(f"class '{value}' is not one of the model's {len(classes)} classes{hint}")
+    raise CamArgumentError(param, f"class '{value}' is not one of the model's {len(classes)} classes{hint}")
 
 
 def background_index(classes):

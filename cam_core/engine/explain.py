@@ -18,6 +18,7 @@ from torch import nn
 from .layers import model_output
 from .methods import METHODS
 from .state import preserved_state
+from .targets import finer_targets
 
 
 class OutputAdapter(nn.Module):
@@ -58,8 +59,8 @@ class CamEngine:
 
     Args:
         model: a ``torch.nn.Module`` (already on ``device``)
-        layers: a list of :class:`cam_core.layers.LayerInfo`
-        methods: canonical method names (see :mod:`cam_core.methods`)
+        layers: a list of :class:`cam_core.LayerInfo`
+        methods: canonical method names (see :mod:`cam_core.engine.methods`)
         device: a torch device
         batch_size: batch size of ScoreCAM / AblationCAM's extra forwards
     """
@@ -103,7 +104,7 @@ class CamEngine:
         Args:
             x: a (B, 3, H, W) input tensor
             make_targets: ``f(output) -> (targets, indices, scores, confidences)``
-                with one grad-cam target per image (see :mod:`cam_core.targets`)
+                with one grad-cam target per image (see :mod:`cam_core.engine.targets`)
 
         Returns:
             a :class:`BatchResult`
@@ -150,8 +151,6 @@ class CamEngine:
             if bias_layers:
                 grads["input"] = g[-1]
             if "finer" in self.kinds:
-                from .targets import finer_targets
-
                 layer_modules = [i.module for i in self.layers]
                 floss = sum(t(o) for t, o in zip(finer_targets(out, indices), out))
                 finer_grads = dict(zip(layer_modules, torch.autograd.grad(floss, [acts[m] for m in layer_modules], allow_unused=True)))

@@ -5,12 +5,9 @@ original image as the App draws it (stretched over the whole image), the
 engine applies the transforms step by step, records how each step moves the
 frame, and later pastes the input-sized map back into that frame.
 """
-import logging
 from dataclasses import dataclass, field
 
 import numpy as np
-
-logger = logging.getLogger(__name__)
 
 
 @dataclass
@@ -25,7 +22,7 @@ class Frame:
     height: int
     scale: list = field(default_factory=lambda: [1.0, 1.0])
     offset: list = field(default_factory=lambda: [0.0, 0.0])
-    assumed: str = None  # a step whose geometry had to be assumed
+    assumed: str = None  # the first step that changed the size in an unknown way, taken as a stretch
 
     def canvas_size(self):
         """(width, height) of the original image at the model's scale."""
@@ -81,9 +78,6 @@ class Frame:
         out = mask[rows[:, None], cols[None, :]]
         outside = ((u < 0) | (u >= 1))[None, :] | ((v < 0) | (v >= 1))[:, None]
         return np.where(outside, fill, out)
-
-    def to_dict(self):
-        return {"scale": list(self.scale), "offset": list(self.offset), "assumed": self.assumed}
 
 
 def transform_steps(transforms):

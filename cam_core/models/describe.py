@@ -1,12 +1,14 @@
-"""A model's explainable layers, for users and forms."""
+"""What can be explained in a model, from one dry forward: its layers, the
+suggested ones, its classes and kind. For users, forms, and the checks of a run."""
 from dataclasses import dataclass, field
 
 import torch
 from PIL import Image
 
-from . import layers as _layers
-from .geometry import apply_transforms, transform_steps
-from .models import resolve_model
+from ..engine import defaults, layers as _layers
+from ..errors import CamArgumentError
+from ..media.geometry import apply_transforms, transform_steps
+from .sources import resolve_model
 
 
 def _probe_input(cam_model, input_size=None):
@@ -24,7 +26,12 @@ def _probe_input(cam_model, input_size=None):
 def _probe(model, transforms=None, classes=None, size=None):
     """The :class:`CamModel` of ``model`` and its dry forward (a ``probe_model``
     record), on what its transforms make of an image, or at ``size``; a model
-    that refuses that input raises ValueError saying what to pass instead."""
+    that refuses that input raises CamArgumentError saying what to pass instead.
+    A :class:`ModelDescription` is probed already."""
+    if isinstance(model, ModelDescription):
+        if transforms is None and classes is None and size is None:
+            return model.model, model.probe
+        model = model.model
     cam_model = resolve_model(model, transforms=transforms, classes=classes)
     x = _probe_input(cam_model, size)
     try:
@@ -33,11 +40,13 @@ def _probe(model, transforms=None, classes=None, size=None):
         if size is None:
             h, w = x.shape[-2:]
             made_by = "the default ImageNet preprocessing produces" if cam_model.default_transforms else "its transforms produce"
-            raise ValueError(
+            raise CamArgumentError(
+                "model",
                 f"the model cannot take the {h}x{w} input {made_by} ({type(e).__name__}: {e}); pass the "
                 f"transforms it was trained with (transforms=), or input_size= for a size it takes"
             ) from None
-        raise ValueError(
+        raise CamArgumentError(
+            "input_size",
             f"the model cannot take a {size[0]}x{size[1]} input ({type(e).__name__}: {e}); give the size it "
             f"was built for, or input_size=None for what its transforms produce"
         ) from None
@@ -78,7 +87,7 @@ def default_layers(model, transforms=None):
         a list of module paths
     """
     cam_model, probe = _probe(model, transforms)
-    return _layers.default_layers(probe, cam_model.module)
+    return defaults.default_layers(probe, cam_model.module)
 
 
 @dataclass(repr=False)
@@ -100,6 +109,7 @@ class ModelDescription:
         num_outputs: the number of classes the model scores
         segmenter: whether the model outputs per-pixel scores
         input_size: the (height, width) of the input the model was probed with
+        probe: the dry forward's record (:class:`cam_core.engine.ModelProbe`)
     """
 
     model: object = field(repr=False)
@@ -109,6 +119,7 @@ class ModelDescription:
     num_outputs: int
     segmenter: bool
     input_size: tuple
+    probe: object = field(repr=False, default=None)
 
     @property
     def layer_names(self):
@@ -121,6 +132,15 @@ class ModelDescription:
             if info.name == name:
                 return info
         raise KeyError(f"'{name}' is not an explainable layer of this model; see .layer_names")
+
+    def resolve_layers(self, names):
+        """The :class:`cam_core.LayerInfo` of each name (None: the default layers).
+
+        Raises:
+            CamArgumentError: (``layers``) for no name, an unknown name (with
+                the closest valid ones) or a module with no spatial output
+        """
+        return defaults.resolve_layers(self.probe, self.model.module, names)
 
     def to_dict(self):
         """The description as JSON-ready built-in types (no module objects)."""
@@ -190,18 +210,19 @@ def describe_model(model, input_size=None, transforms=None, classes=None):
         ``to_dict()`` for JSON
 
     Raises:
-        ValueError: for an ``input_size`` that is not a positive size or that
-            the model refuses, or a model with no explainable layer
+        CamArgumentError: for an ``input_size`` that is not a positive size or
+            that the model refuses, or a model with no explainable layer
     """
     cam_model, probe = _probe(model, transforms, classes, _check_input_size(input_size))
     return ModelDescription(
         model=cam_model,
         layers=list(probe.layers.values()),
-        default_layers=_layers.default_layers(probe, cam_model.module),
+        default_layers=defaults.default_layers(probe, cam_model.module),
         classes=cam_model.classes,
         num_outputs=int(probe.output_shape[1]),
         segmenter=probe.is_segmenter,
         input_size=tuple(int(d) for d in probe.input_hw),
+        probe=probe,
     )
 
 
@@ -210,5 +231,5 @@ def _check_input_size(input_size):
         return None
     size = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size) if isinstance(input_size, (tuple, list)) else None
     if size is None or len(size) != 2 or not all(isinstance(d, int) and not isinstance(d, bool) and d > 0 for d in size):
-        raise ValueError(f"input_size must be a positive int or a (height, width) pair of them, or None; got {input_size!r}")
+        raise CamArgumentError("input_size", f"input_size must be a positive int or a (height, width) pair of them, or None; got {input_size!r}")
     return size

@@ -7,11 +7,11 @@ the map is plain to see. Both settings are stored on the dataset
 (``app_config``), so every App session of the dataset shows them without
 the user setting anything.
 """
+import fiftyone as fo
 
-
-def group_name(run_key):
-    """The sidebar group of a run."""
-    return f"cam: {run_key}"
+from ..errors import CamArgumentError
+from .record import run_config
+from .sidebar import group_name
 
 
 def show_run(samples, run_key, fields=None):
@@ -30,17 +30,13 @@ def show_run(samples, run_key, fields=None):
         fields (None): the heatmap fields to show, in display order; default
             all of the run's
     """
-    import fiftyone as fo
-
-    from .evaluate import run_config
-
     dataset = samples._root_dataset
     config = run_config(dataset, run_key)
     fields = list(config.fields) if fields is None else list(fields)
     unknown = [f for f in fields if f not in config.fields]
     if unknown:
-        raise ValueError(f"{', '.join(unknown)} are not fields of run '{run_key}'; its fields: {', '.join(config.fields)}")
-    agreement_field = getattr(config, "agreement_field", None)
+        raise CamArgumentError("fields", f"{', '.join(unknown)} are not fields of run '{run_key}'; its fields: {', '.join(config.fields)}")
+    agreement_field = config.agreement_field
     if agreement_field not in dataset.get_field_schema():
         agreement_field = None  # a run with one map per sample has no agreement
 
@@ -71,28 +67,3 @@ def show_run(samples, run_key, fields=None):
     scheme.color_by = "value"
     config.color_scheme = scheme
     dataset.save()
-
-
-def forget_run(dataset, run_key):
-    """Removes a deleted run's sidebar group (the run's cleanup calls this)."""
-    config = dataset.app_config
-    if config.sidebar_groups and any(g.name == group_name(run_key) for g in config.sidebar_groups):
-        config.sidebar_groups = [g for g in config.sidebar_groups if g.name != group_name(run_key)]
-        dataset.save()
-
-
-def rename_run(dataset, run_key, new_key, renamed):
-    """Follows a renamed run: its group's name and its fields' paths
-    (``renamed``: ``{old field: new field}``; the run's rename calls this)."""
-    config = dataset.app_config
-    for g in config.sidebar_groups or []:
-        if g.name == group_name(run_key):
-            g.name = group_name(new_key)
-            g.paths = [_renamed_path(p, renamed) for p in g.paths]
-            dataset.save()
-            return
-
-
-def _renamed_path(path, renamed):
-    head, dot, rest = path.partition(".")
-    return renamed.get(head, head) + dot + rest

@@ -3,22 +3,20 @@ from dataclasses import dataclass
 
 import torch
 
+from ..skips import BAD_TRANSFORM_OUTPUT, PREPROCESSING_FAILED, Skip
 from .geometry import apply_transforms
 from .images import ImageReadError, load_rgb
-
-# How the messages of samples that cannot be input start (see cam_core.skipped_reasons)
-PREPROCESSING_FAILED = "preprocessing failed"
-BAD_TRANSFORM_OUTPUT = "transforms must return a (C, H, W) tensor"
 
 
 @dataclass
 class Item:
-    """One sample's input: ``tensor`` and ``frame``, or the ``error`` that stopped it."""
+    """One sample's input: ``tensor`` and ``frame``, or the :class:`cam_core.skips.Skip`
+    that stopped it."""
 
     index: int
     tensor: torch.Tensor = None
     frame: object = None
-    error: str = None
+    skip: Skip = None
 
 
 class ImageInputs(torch.utils.data.Dataset):
@@ -35,13 +33,13 @@ class ImageInputs(torch.utils.data.Dataset):
         try:
             img = load_rgb(self.paths[i])
         except ImageReadError as e:
-            return Item(i, error=str(e))
+            return Item(i, skip=e.skip)
         try:
             x, frame = apply_transforms(self.steps, img)
         except Exception as e:  # a transform that cannot take this image
-            return Item(i, error=f"{PREPROCESSING_FAILED} for {self.paths[i]}: {e}")
+            return Item(i, skip=Skip(PREPROCESSING_FAILED, f"{PREPROCESSING_FAILED} for {self.paths[i]}: {e}"))
         if not isinstance(x, torch.Tensor) or x.ndim != 3:
-            return Item(i, error=f"{BAD_TRANSFORM_OUTPUT}; got {type(x).__name__}")
+            return Item(i, skip=Skip(BAD_TRANSFORM_OUTPUT, f"{BAD_TRANSFORM_OUTPUT}; got {type(x).__name__}"))
         return Item(i, x, frame)
 
 

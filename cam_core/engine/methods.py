@@ -6,6 +6,8 @@ each needs so the engine can serve them all from one pass.
 """
 from dataclasses import dataclass
 
+from ..errors import CamArgumentError
+
 # How a method is fed:
 #   gradient   - activations and gradients of the shared target (one backward)
 #   activation - activations only (shares the forward)
@@ -67,29 +69,20 @@ def resolve_methods(names):
         a list of names, duplicates removed, in the order given
 
     Raises:
-        ValueError: for an unknown name or an empty list
+        CamArgumentError: (``methods``) for an unknown name or an empty list
     """
     if isinstance(names, str):
         names = [names]
     if not names:
-        raise ValueError(f"no method given; valid methods: {', '.join(METHODS)}")
+        raise CamArgumentError("methods", f"choose at least one method; valid methods: {', '.join(METHODS)}")
     out = []
     for name in names:
         key = ALIASES.get(str(name).lower(), str(name).lower())
         if key not in METHODS:
-            raise ValueError(
-                f"unknown method '{name}'; valid methods: {', '.join(METHODS)} "
-                f"(aliases: {', '.join(ALIASES)})"
+            raise CamArgumentError(
+                "methods",
+                f"unknown method '{name}'; valid methods: {', '.join(METHODS)} (aliases: {', '.join(ALIASES)})",
             )
         out.append(key)
     return list(dict.fromkeys(out))
 
-
-def field_name(run_key, method, layer):
-    """The Heatmap field of one (method, layer): ``cam_gradcam_blocks_11_norm1``.
-
-    FullGrad ignores layers, so its field has no layer part.
-    """
-    if method == "fullgrad":
-        return f"{run_key}_{method}"
-    return f"{run_key}_{method}_{layer.replace('.', '_')}"

@@ -2,19 +2,26 @@
 on-object samples with their maps, histograms of the scores."""
 import os
 
+import fiftyone as fo
 import numpy as np
+from fiftyone import ViewField as F
+from matplotlib.figure import Figure
+from PIL import Image
 
-from .evaluate import load_map, run_config
-from .images import load_rgb
+from ..errors import CamArgumentError
+from ..labels import check_classification_field
+from ..media.images import load_rgb
+from ..media.mapfiles import load_map
+from ..scoring.names import HISTOGRAM_SCORES
+from .record import run_config
+from .views import check_score, run_field
 
-HIST_SCORES = ("mass_inside", "iou", "pointing_hit", "road", "spread", "entropy", "border", "target_confidence")
+MAX_K = 50  # samples per half of the grid: more would not fit a picture
 
 
 def default_summary_dir(dataset_name, run_key):
     """Where a run's summary pictures go unless the user says otherwise:
     ``<fo.config.default_dataset_dir>/cam_summaries/<dataset>/<run_key>``."""
-    import fiftyone as fo
-
     return os.path.join(fo.config.default_dataset_dir, "cam_summaries", dataset_name, run_key)
 
 
@@ -28,61 +35,65 @@ def summarize_run(samples, run_key, output_dir=None, field=None, score="mass_ins
             default :func:`default_summary_dir`
         field (None): one of the run's Heatmap fields; default its first
         score ("mass_inside"): the score that ranks the samples of the grid
-        k (5): samples in each half of the grid (highest and lowest score)
+        k (5): samples in each half of the grid (highest and lowest score), 1 to 50
         label_field (None): an ``fo.Classification`` field shown as the label
         size (96): side of each thumbnail, in pixels
 
     Returns:
         ``{"mean_heatmaps": path, "extremes": path, "histograms": path}``
         (``extremes`` is None when no sample has the score)
+
+    Raises:
+        CamArgumentError: naming the refused parameter, before anything is written
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    config = run_config(samples, run_key)
-    field = field or list(config.fields)[0]
-    if field not in config.fields:
-        raise ValueError(f"field '{field}' is not a field of run '{run_key}'; its fields: {', '.join(config.fields)}")
+    field = check_summary_args(samples, run_key, field, score, k, label_field, size)
     output_dir = output_dir or default_summary_dir(samples._root_dataset.name, run_key)
-    _check(samples, score, k, label_field, size)
-    os.makedirs(output_dir, exist_ok=True)
     view = samples.exists(field)
-    if len(view) == 0:
-        raise ValueError(f"no sample of this collection has a map in '{field}'")
-    paths = {
-        "mean_heatmaps": _mean_heatmaps(plt, view, field, output_dir, size),
-        "extremes": _extremes(plt, view, field, score, k, label_field, output_dir, size),
-        "histograms": _histograms(plt, view, field, output_dir),
+    os.makedirs(output_dir, exist_ok=True)
+    return {
+        "mean_heatmaps": _mean_heatmaps(view, field, output_dir, size),
+        "extremes": _extremes(view, field, score, k, label_field, output_dir, size),
+        "histograms": _histograms(view, field, output_dir),
     }
-    return paths
 
 
-def _check(samples, score, k, label_field, size):
-    import fiftyone as fo
+def check_summary_args(samples, run_key, field=None, score="mass_inside", k=5, label_field=None, size=96):
+    """Checks :func:`summarize_run`' arguments as it does, drawing nothing.
 
-    from .views import SCORES
+    Returns:
+        the Heatmap field summarised (the run's first when ``field`` is None)
 
-    if score not in SCORES:
-        raise ValueError(f"unknown score '{score}'; scores: {', '.join(SCORES)}")
-    for name, value in (("k", k), ("size", size)):
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise ValueError(f"{name} must be a positive integer; got {value!r}")
+    Raises:
+        CamArgumentError: naming the refused parameter
+    """
+    field = run_field(run_config(samples, run_key), run_key, field)
+    check_score(score)
+    if isinstance(k, bool) or not isinstance(k, int) or not 1 <= k <= MAX_K:
+        raise CamArgumentError("k", f"the grid holds 1 to {MAX_K} samples per half; got {k!r}")
+    if isinstance(size, bool) or not isinstance(size, int) or size < 1:
+        raise CamArgumentError("size", f"size must be a positive integer; got {size!r}")
     if label_field is not None:
-        field = samples.get_field_schema().get(label_field)
-        if getattr(field, "document_type", None) is not fo.Classification:
-            raise ValueError(f"label_field '{label_field}' must be a Classification field of this collection")
+        check_classification_field(samples, label_field, "label_field")
+    if not samples.exists(field).count():
+        raise CamArgumentError("field", f"no sample of this collection has a map in '{field}'")
+    return field
 
 
 def _resized(arr, size):
-    from PIL import Image
-
     img = Image.fromarray(np.uint8(np.clip(arr, 0, 1) * 255))
     return np.asarray(img.resize((size, size), Image.BILINEAR), dtype=np.float64) / 255
 
 
-def _mean_heatmaps(plt, view, field, output_dir, size):
+def _figure(rows, cols, width, height):
+    # a Figure of its own, not pyplot's: the caller's matplotlib backend is left alone
+    fig = Figure(figsize=(width * cols, height * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
+    for ax in axes.ravel():
+        ax.axis("off")
+    return fig, axes
+
+
+def _mean_heatmaps(view, field, output_dir, size):
     sums, counts = {}, {}
     for heat in view.values(field):
         label = str(heat.target_label)
@@ -92,16 +103,13 @@ def _mean_heatmaps(plt, view, field, output_dir, size):
     labels = sorted(counts, key=lambda l: (-counts[l], l))[:16]
     cols = min(4, len(labels))
     rows = int(np.ceil(len(labels) / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(2.4 * cols, 2.6 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = _figure(rows, cols, 2.4, 2.6)
     for ax, label in zip(axes.ravel(), labels):
         ax.imshow(sums[label] / counts[label], cmap="jet", vmin=0, vmax=1)
         ax.set_title(f"{label} (n={counts[label]})", fontsize=9)
     fig.suptitle(f"mean heatmap per explained class: {field}", fontsize=10)
     path = os.path.join(output_dir, f"{field}_mean_heatmaps.png")
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
@@ -114,8 +122,6 @@ def extreme_samples(samples, field, score, k):
     Returns:
         ``(highest, lowest)``: two views, highest and lowest score first
     """
-    from fiftyone import ViewField as F
-
     path = f"{field}.{score}"
     scored = samples.match(F(path) != None)  # noqa: E711 (MongoDB expression)
     n = len(scored)
@@ -123,15 +129,13 @@ def extreme_samples(samples, field, score, k):
     return scored.sort_by(path, reverse=True).limit(min(k, n - n_low)), scored.sort_by(path).limit(n_low)
 
 
-def _extremes(plt, view, field, score, k, label_field, output_dir, size):
+def _extremes(view, field, score, k, label_field, output_dir, size):
     high, low = extreme_samples(view, field, score, k)
     if not high:
         return None
     halves = [(f"highest {score}", list(high)), (f"lowest {score}", list(low))]
     rows = max(len(h[1]) for h in halves)
-    fig, axes = plt.subplots(rows, 4, figsize=(9, 2.4 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = _figure(rows, 4, 9 / 4, 2.4)
     for half, (title, samples) in enumerate(halves):
         for r, sample in enumerate(samples):
             heat = sample[field]
@@ -150,21 +154,18 @@ def _extremes(plt, view, field, score, k, label_field, output_dir, size):
         axes[0, 2 * half].annotate(title, (1.05, 1.35), xycoords="axes fraction", ha="center", fontsize=10, weight="bold")
     path = os.path.join(output_dir, f"{field}_extremes_{score}.png")
     fig.savefig(path, dpi=100, bbox_inches="tight")
-    plt.close(fig)
     return path
 
 
-def _histograms(plt, view, field, output_dir):
+def _histograms(view, field, output_dir):
     present = []
-    for name in HIST_SCORES:
+    for name in HISTOGRAM_SCORES:
         values = [v for v in view.values(f"{field}.{name}") if v is not None]
         if values:
             present.append((name, np.asarray(values, dtype=float)))
     cols = min(4, max(1, len(present)))
     rows = max(1, int(np.ceil(len(present) / cols)))
-    fig, axes = plt.subplots(rows, cols, figsize=(3 * cols, 2.4 * rows), squeeze=False)
-    for ax in axes.ravel():
-        ax.axis("off")
+    fig, axes = _figure(rows, cols, 3, 2.4)
     for ax, (name, values) in zip(axes.ravel(), present):
         ax.axis("on")
         ax.hist(values, bins=20, color="#3b6ea5")
@@ -173,5 +174,4 @@ def _histograms(plt, view, field, output_dir):
     path = os.path.join(output_dir, f"{field}_histograms.png")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
     return path

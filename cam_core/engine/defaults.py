@@ -1,0 +1,147 @@
+"""Which layers a user means: checking the names asked for, and the
+suggested layers of a model when none are named.
+
+Both work on a :class:`cam_core.engine.layers.ModelProbe` (one dry forward).
+"""
+import difflib
+
+from torch import nn
+
+from ..errors import CamArgumentError
+
+
+def resolve_layers(probe, model, names):
+    """Checks layer names against the probe.
+
+    Args:
+        probe: a :class:`ModelProbe`
+        model: the model probed
+        names: module paths, or None for :func:`default_layers`
+
+    Returns:
+        a list of :class:`LayerInfo`
+
+    Raises:
+        CamArgumentError: (``layers``) for no name, an unknown name (with the
+            closest valid names) or a module that has no spatial output
+    """
+    if names is None:
+        names = default_layers(probe, model)
+    if isinstance(names, str):
+        names = [names]
+    if not names:
+        suggested = ", ".join(default_layers(probe, model))
+        raise CamArgumentError(
+            "layers", f"choose at least one layer (suggested: {suggested}); candidates: {_preview(list(probe.layers))}"
+        )
+    all_names = {n for n, _ in model.named_modules() if n}
+    out = []
+    for name in dict.fromkeys(names):
+        if name in probe.layers:
+            out.append(probe.layers[name])
+            continue
+        near = difflib.get_close_matches(name, list(probe.layers), n=5, cutoff=0.4)
+        hint = f" Closest layers: {', '.join(near)}." if near else ""
+        if name not in all_names:
+            raise CamArgumentError("layers", f"unknown layer '{name}': the model has no module at that path.{hint}")
+        reason = probe.rejected.get(name, "it has no spatial output")
+        raise CamArgumentError("layers", f"layer '{name}' cannot be explained: {reason}.{hint}")
+    return out
+
+
+def default_layers(probe, model):
+    """Suggested layers: for transformers the last block's first norm, or, when
+    the classifier pools the patch tokens (no class token), the last block's
+    output or the final norm after it; the last stage for CNNs.
+
+    Returns:
+        a list with one module path
+    """
+    layers = probe.layers
+    if not layers:
+        raise CamArgumentError("model", "the model has no layer with a spatial output")
+    modules = dict(model.named_modules())
+
+    # Transformers: the last block is a parent holding two or more norms
+    blocks = {}
+    for name, info in layers.items():
+        if info.layout != "nchw" and isinstance(info.module, nn.LayerNorm) and "." in name:
+            blocks.setdefault(name.rsplit(".", 1)[0], []).append(name)
+    blocks = {p: ns for p, ns in blocks.items() if len(ns) >= 2}
+    if blocks:
+        order = [n for n, _ in model.named_modules()]
+        last = max(blocks, key=order.index)
+        norm1 = min(blocks[last], key=order.index)
+        if layers[norm1].layout == "tokens" and _head_reads_patch_tokens(model, layers[norm1]):
+            return [_pooled_token_layer(probe, last) or norm1]
+        # A class-token ViT's head reads only the class token of the last
+        # block's output: its patch tokens get no gradient there, so the norm
+        # before attention is explained, as grad-cam recommends for ViT and Swin
+        return [norm1]
+
+    # timm CNNs describe their stages
+    info = getattr(model, "feature_info", None)
+    if isinstance(info, list) and info and isinstance(info[-1], dict):
+        name = info[-1].get("module")
+        if name in layers and layers[name].layout == "nchw":
+            return [name]
+
+    candidates = [n for n, i in layers.items() if i.layout == "nchw"] or list(layers)
+    if probe.is_segmenter:
+        # the backbone's last stage, not the head that produces the logits
+        if "backbone" in modules:
+            inner = [n for n in candidates if n.startswith("backbone.")]
+            candidates = inner or candidates
+        candidates = [n for n in candidates if layers[n].shape[1] != probe.output_shape[1]] or candidates
+    # the stage that finishes last is the outermost module of the deepest features
+    finish = {n: i for i, n in enumerate(probe.order)}
+    return [max(candidates, key=lambda n: finish[n])]
+
+
+def _head_reads_patch_tokens(model, info):
+    """Whether a token model's classifier reads the patch tokens of the last
+    block (average / max / attention pooling) rather than a class token.
+
+    timm ViTs say how they pool (``global_pool``: ``"token"`` reads the class
+    token; ``"avg"``, ``"avgmax"``, ``"max"``, ``"map"`` read the patch
+    tokens). Otherwise a model without prefix tokens can only read patches; a
+    model with prefix tokens is taken to read its class token (torchvision's
+    ViT does).
+    """
+    pool = getattr(model, "global_pool", None)
+    if isinstance(pool, str) and pool:
+        return pool != "token"
+    return info.prefix_tokens == 0
+
+
+def _pooled_token_layer(probe, block):
+    """The layer whose patch tokens a pooling head reads: the last norm that
+    runs after the last ``block`` on the same tokens (timm's ``norm`` when its
+    ``fc_norm`` is off), else the block's own output; None when the block's
+    output is not a token layer (e.g. a tuple).
+
+    For these models the last block's ``norm1`` would leave out the block's
+    attention and MLP, which every patch token's path to the head goes through.
+    """
+    layers = probe.layers
+    if block not in layers or layers[block].layout != "tokens":
+        return None
+    finish = {n: i for i, n in enumerate(probe.order)}
+    shape = layers[block].shape
+    after = [
+        n for n, info in layers.items()
+        if finish[n] > finish[block] and info.layout == "tokens" and info.shape == shape
+        and not block.startswith(n + ".")  # a container of the blocks ends later, same output
+        and _is_norm(info.module)
+    ]
+    return max(after, key=finish.get) if after else block
+
+
+def _is_norm(module):
+    # nn.LayerNorm and its subclasses, or another normalisation (timm's RmsNorm);
+    # an nn.Identity standing in for a norm that is switched off is not one
+    return isinstance(module, nn.LayerNorm) or type(module).__name__.endswith("Norm")
+
+
+def _preview(names, k=12):
+    return ", ".join(names[:k]) + (f", ... ({len(names)} in all)" if len(names) > k else "")

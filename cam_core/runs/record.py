@@ -1,0 +1,166 @@
+"""The record of a CAM run on a dataset: its declared config, its results,
+and how FiftyOne cleans it up or renames it.
+
+FiftyOne stores a run's config and results with their class path and loads
+them by it in every process. That path is part of the stored format, so it
+stays ``cam_core.runs.CamRunConfig`` (and ``...CamRun``, ``...CamRunResults``)
+wherever the classes are defined: runs recorded by any version load.
+"""
+import fiftyone.core.runs as fors
+
+from ..errors import CamArgumentError
+from ..media.mapfiles import remove_map_files
+from ..skips import skipped_reasons
+from . import sidebar
+
+_STORED_MODULE = "cam_core.runs"
+
+
+class CamRunConfig(fors.RunConfig):
+    """The settings of one :func:`cam_core.compute_cams` call, as recorded (all JSON).
+
+    Args:
+        model: the model's name (``"timm:deit_tiny_patch16_224"``, a
+            registered name, or the module's class name)
+        model_kwargs: how it was loaded (library arguments, or a registered
+            factory and its keyword arguments)
+        layers: the explained layers' module paths
+        methods: the canonical method names
+        target: ``"prediction"``, ``"field:<name>"`` or ``"class:<name>"``
+        target_class: a segmentation field's explained class, or None
+        transforms: the ``repr`` of the preprocessing
+        default_transforms: whether ImageNet preprocessing was assumed
+        classes: the model's class names, or None
+        storage: ``"png"`` or ``"inline"``
+        output_dir: where PNG maps are written
+        fields: ``{field: [method, layer]}`` of the run's Heatmap fields
+            (FullGrad's layer is None)
+        agreement_field: the agreement field, or None (one map per sample)
+        gt_field: the field the maps were scored against, or None
+        all_objects: whether every object counted, not only the target class's
+        iou_threshold: the relative map level of ``iou``
+        faithfulness: whether ROAD was computed
+        assumed_stretch: the preprocessing step whose change of size was
+            taken as a stretch (its geometry is unknown), or None
+        versions: the library versions that computed the maps
+    """
+
+    def __init__(self, model=None, model_kwargs=None, layers=None, methods=None, target="prediction",
+                 target_class=None, transforms=None, default_transforms=False, classes=None, storage="png",
+                 output_dir=None, fields=None, agreement_field=None, gt_field=None, all_objects=False,
+                 iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, **kwargs):
+        self.model = model
+        self.model_kwargs = dict(model_kwargs or {})
+        self.layers = list(layers or [])
+        self.methods = list(methods or [])
+        self.target = target
+        self.target_class = target_class
+        self.transforms = transforms
+        self.default_transforms = bool(default_transforms)
+        self.classes = classes
+        self.storage = storage
+        self.output_dir = output_dir
+        self.fields = dict(fields or {})
+        self.agreement_field = agreement_field
+        self.gt_field = gt_field
+        self.all_objects = bool(all_objects)
+        self.iou_threshold = iou_threshold
+        self.faithfulness = bool(faithfulness)
+        self.assumed_stretch = assumed_stretch
+        self.versions = dict(versions or {})
+        kwargs.setdefault("method", "cam")
+        super().__init__(**kwargs)
+
+    def all_fields(self):
+        """The run's Heatmap fields, then its agreement field if it has one."""
+        return list(self.fields) + ([self.agreement_field] if self.agreement_field else [])
+
+
+class CamRun(fors.Run):
+    """Cleans up a CAM run: its Heatmap fields, their PNG files and its
+    sidebar group; a rename renames them."""
+
+    def get_fields(self, samples, key):
+        """The run's Heatmap fields and its agreement field."""
+        return self.config.all_fields()
+
+    def cleanup(self, samples, key):
+        dataset = samples._root_dataset
+        schema = dataset.get_field_schema()
+        for field in self.get_fields(samples, key):
+            if field not in schema:
+                continue
+            if field in self.config.fields:
+                remove_map_files(dataset.values(f"{field}.map_path"))
+            dataset.delete_sample_field(field)
+        sidebar.forget_run(dataset, key)
+
+    def rename(self, samples, key, new_key):
+        dataset = samples._root_dataset
+        renamed = {f: new_key + f[len(key) :] for f in self.get_fields(samples, key) if f.startswith(key + "_")}
+        present = dataset.get_field_schema()
+        dataset.rename_sample_fields({f: n for f, n in renamed.items() if f in present})
+        self.config.fields = {renamed.get(f, f): v for f, v in self.config.fields.items()}
+        if self.config.agreement_field:
+            self.config.agreement_field = renamed.get(self.config.agreement_field)
+        fors.Run.update_run_config(samples, key, self.config)
+        sidebar.rename_run(dataset, key, new_key, renamed)
+
+
+class CamRunResults(fors.RunResults):
+    """What a run did.
+
+    Attributes:
+        num_samples: samples that got their maps
+        num_skipped: samples skipped
+        skipped: a list of ``{"id", "filepath", "kind", "reason"}`` (see
+            :mod:`cam_core.skips`)
+        fields: the run's Heatmap fields
+        seconds: the run's duration
+    """
+
+    def __init__(self, samples, config, key, num_samples=0, num_skipped=0, skipped=None, fields=None,
+                 seconds=None, backend=None, **kwargs):
+        super().__init__(samples, config, key, backend=backend, **kwargs)
+        self.num_samples = num_samples
+        self.num_skipped = num_skipped
+        self.skipped = list(skipped or [])
+        self.fields = list(fields or [])
+        self.seconds = seconds
+
+    def skipped_reasons(self):
+        """The skipped samples counted by kind of reason: :func:`cam_core.skipped_reasons`."""
+        return skipped_reasons(self)
+
+    def summary(self):
+        """The run in words: how many samples got maps, how many were skipped and why."""
+        lines = [f"run '{self.key}': {self.num_samples} samples got {len(self.fields)} map(s) each; "
+                 f"{self.num_skipped} skipped"]
+        lines += [f"  {n} skipped: {kind}" for kind, n in self.skipped_reasons().most_common()]
+        return "\n".join(lines)
+
+
+for _cls in (CamRunConfig, CamRun, CamRunResults):
+    _cls.__module__ = _STORED_MODULE
+
+
+def list_cam_runs(samples):
+    """Keys of the CAM runs on a collection (other run types are left out)."""
+    return samples.list_runs(type=CamRun)
+
+
+def run_config(samples, run_key):
+    """The :class:`CamRunConfig` of a CAM run.
+
+    Raises:
+        CamArgumentError: (``run_key``) when there is no such CAM run
+    """
+    keys = list_cam_runs(samples)
+    if run_key not in keys:
+        known = f"its CAM runs: {', '.join(keys)}" if keys else "it has no CAM run: compute one first (compute_cams)"
+        if run_key is None:
+            raise CamArgumentError("run_key", f"choose a CAM run; {known}")
+        other = run_key in samples.list_runs()
+        what = f"run '{run_key}' is not a CAM run" if other else f"no run '{run_key}' on this collection"
+        raise CamArgumentError("run_key", f"{what}; {known}")
+    return samples.get_run_info(run_key).config

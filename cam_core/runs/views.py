@@ -1,0 +1,119 @@
+"""Views of a run's samples ordered by a heatmap score."""
+import numbers
+
+from fiftyone import ViewField as F
+
+from ..errors import CamArgumentError
+from ..labels import check_classification_field
+from ..scoring.names import REGION_SCORES, SCORES
+from .record import run_config
+
+
+def run_field(config, run_key, field):
+    """One of a run's Heatmap fields (None: its first).
+
+    Raises:
+        CamArgumentError: (``field``) for a field that is not the run's
+    """
+    fields = list(config.fields)
+    field = field or fields[0]
+    if field not in fields:
+        raise CamArgumentError("field", f"'{field}' is not a field of run '{run_key}'; its fields: {', '.join(fields)}")
+    return field
+
+
+def map_scores(samples, field):
+    """The scores the maps of ``field`` carry (declared, so filterable), in :data:`cam_core.SCORES` order."""
+    schema = samples.get_field_schema(flat=True)
+    return [s for s in SCORES if f"{field}.{s}" in schema]
+
+
+def check_score(score):
+    """Refuses a name that is not one of :data:`cam_core.SCORES`."""
+    if score not in SCORES:
+        raise CamArgumentError("score", f"unknown score '{score}'; scores: {', '.join(SCORES)}")
+
+
+def _check_carried(samples, field, score):
+    present = map_scores(samples, field)
+    if score not in present:
+        hint = "" if REGION_SCORES[0] in present else (
+            f" ({', '.join(REGION_SCORES)} come from scoring the run against objects)")
+        raise CamArgumentError(
+            "score", f"maps of '{field}' have no score '{score}'; their scores: {', '.join(present) or 'none'}{hint}")
+
+
+def _check_bounds(min_value, max_value):
+    for name, value in (("min_value", min_value), ("max_value", max_value)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
+            raise CamArgumentError(name, f"{name} must be a number or None; got {value!r}")
+    if min_value is not None and max_value is not None and min_value > max_value:
+        raise CamArgumentError(
+            "max_value",
+            f"the lower bound min_value ({min_value}) is above the upper bound max_value ({max_value}): "
+            f"no sample could match",
+        )
+
+
+def check_sort_args(samples, run_key, score="mass_inside", field=None, min_value=None, max_value=None,
+                    reverse=False, correct_field=None, view_name=None):
+    """Checks :func:`sort_by_score`' arguments as it does, saving nothing.
+
+    Returns:
+        the Heatmap field sorted by (the run's first when ``field`` is None)
+
+    Raises:
+        CamArgumentError: naming the refused parameter
+    """
+    config = run_config(samples, run_key)
+    field = run_field(config, run_key, field)
+    check_score(score)
+    _check_carried(samples, field, score)
+    _check_bounds(min_value, max_value)
+    if correct_field is not None:
+        check_classification_field(samples, correct_field, "correct_field")
+    if view_name and samples._root_dataset.has_saved_view(view_name):
+        raise CamArgumentError("view_name", f"a saved view '{view_name}' exists: choose another name")
+    return field
+
+
+def sort_by_score(samples, run_key, score="mass_inside", field=None, min_value=None, max_value=None,
+                  reverse=False, correct_field=None, view_name=None):
+    """Samples of a run sorted by one score of one Heatmap field.
+
+    For example, correct predictions where the model looked outside the
+    object, least on-object first::
+
+        cam_core.sort_by_score(dataset, "cam", "mass_inside", max_value=0.3, correct_field="ground_truth")
+
+    Args:
+        samples: a dataset or view holding the run
+        run_key: a CAM run's key
+        score ("mass_inside"): a score the maps carry (see :data:`cam_core.SCORES`)
+        field (None): one of the run's Heatmap fields; default its first
+        min_value / max_value (None): keep samples whose score is within these bounds
+        reverse (False): highest first
+        correct_field (None): an ``fo.Classification`` field: keep samples whose
+            map's ``target_label`` equals its label (correct predictions when the
+            run's target is the prediction)
+        view_name (None): also save the view on the dataset under this new name
+
+    Returns:
+        a ``DatasetView`` without the samples that have no such score
+
+    Raises:
+        CamArgumentError: naming the refused parameter, before anything is saved
+    """
+    field = check_sort_args(samples, run_key, score, field, min_value, max_value, reverse, correct_field, view_name)
+    path = f"{field}.{score}"
+    view = samples.match(F(path) != None)  # noqa: E711 (a MongoDB expression, not a Python test)
+    if min_value is not None:
+        view = view.match(F(path) >= min_value)
+    if max_value is not None:
+        view = view.match(F(path) <= max_value)
+    if correct_field is not None:
+        view = view.match(F(f"{field}.target_label") == F(f"{correct_field}.label"))
+    view = view.sort_by(path, reverse=reverse)
+    if view_name:
+        samples._root_dataset.save_view(view_name, view, description=f"CAM run '{run_key}' sorted by {score}")
+    return view

@@ -1,0 +1,19 @@
+"""The names of the scores stored on every map: each is defined here once.
+
+- target: what the map explains (``target_confidence`` is the one that sorts);
+- shape: where the map's mass lies (:func:`cam_core.scoring.shape_scores`);
+- region: against the ground-truth objects (:func:`cam_core.scoring.region_scores`);
+- faithfulness: grad-cam's ROAD (:func:`cam_core.scoring.road.road_scores`).
+"""
+
+TARGET_ATTRIBUTES = ("target_index", "target_label", "target_score", "target_confidence")
+SHAPE_SCORES = ("peak", "peak_x", "peak_y", "centroid_x", "centroid_y", "spread", "entropy", "border")
+REGION_SCORES = ("mass_inside", "pointing_hit", "iou")
+FAITHFULNESS_SCORES = ("road",)
+
+# every score a view can sort by or a form can offer, ground-truth scores first
+SCORES = REGION_SCORES + FAITHFULNESS_SCORES + SHAPE_SCORES + ("target_confidence",)
+
+# positions describe where, not how much: no histogram of them says anything
+POSITION_SCORES = ("peak", "peak_x", "peak_y", "centroid_x", "centroid_y")
+HISTOGRAM_SCORES = tuple(s for s in SCORES if s not in POSITION_SCORES)
