@@ -247,7 +247,7 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
         # bad input is refused in the form, before anything runs
         run_key = form.get_by_text("Run key", exact=True).locator("xpath=following::input[1]")
         run_key.fill("bad key")
-        expect(form.get_by_text("'bad key' is not a valid run key", exact=False)).to_be_visible(timeout=30000)
+        expect(form.get_by_text("run_key must be a valid Python identifier (letters, digits, underscores); got 'bad key'", exact=False)).to_be_visible(timeout=30000)
         expect(execute).to_be_disabled()
         run_key.fill("cam")
         suggested.locator("xpath=ancestor::*[contains(@class, 'MuiChip-root')][1]").get_by_test_id("CancelIcon").click()

@@ -3,12 +3,26 @@ method and layer. Torch and grad-cam only: nothing here knows FiftyOne.
 
 - :mod:`.methods`: grad-cam's methods by name and how each is fed;
 - :mod:`.layers`: a model's spatial layers and token grids, from a dry forward;
-- :mod:`.defaults`: checking layer names, suggesting layers;
+- :mod:`.defaults`: checking layer names (:func:`resolve_layers`), suggesting layers (:func:`suggest_layers`);
 - :mod:`.targets`: one grad-cam target per image;
 - :mod:`.state`: leaving the model as it was found;
 - :mod:`.explain`: :class:`CamEngine`, the pass over one batch.
 """
 from .explain import BatchResult, CamEngine
 from .layers import LayerInfo, ModelProbe, model_output, probe_model
-from .defaults import default_layers, resolve_layers
+from .defaults import resolve_layers, suggest_layers
 from .methods import ALIASES, METHODS, resolve_methods
+
+__all__ = [
+    "BatchResult",
+    "CamEngine",
+    "LayerInfo",
+    "ModelProbe",
+    "model_output",
+    "probe_model",
+    "suggest_layers",
+    "resolve_layers",
+    "ALIASES",
+    "METHODS",
+    "resolve_methods",
+]

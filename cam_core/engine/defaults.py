@@ -16,7 +16,7 @@ def resolve_layers(probe, model, names):
     Args:
         probe: a :class:`ModelProbe`
         model: the model probed
-        names: module paths, or None for :func:`default_layers`
+        names: module paths, or None for :func:`suggest_layers`
 
     Returns:
         a list of :class:`LayerInfo`
@@ -26,11 +26,11 @@ def resolve_layers(probe, model, names):
             closest valid names) or a module that has no spatial output
     """
     if names is None:
-        names = default_layers(probe, model)
+        names = suggest_layers(probe, model)
     if isinstance(names, str):
         names = [names]
     if not names:
-        suggested = ", ".join(default_layers(probe, model))
+        suggested = ", ".join(suggest_layers(probe, model))
         raise CamArgumentError(
             "layers", f"choose at least one layer (suggested: {suggested}); candidates: {_preview(list(probe.layers))}"
         )
@@ -49,7 +49,7 @@ def resolve_layers(probe, model, names):
     return out
 
 
-def default_layers(probe, model):
+def suggest_layers(probe, model):
     """Suggested layers: for transformers the last block's first norm, or, when
     the classifier pools the patch tokens (no class token), the last block's
     output or the final norm after it; the last stage for CNNs.

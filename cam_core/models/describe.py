@@ -87,7 +87,7 @@ def default_layers(model, transforms=None):
         a list of module paths
     """
     cam_model, probe = _probe(model, transforms)
-    return defaults.default_layers(probe, cam_model.module)
+    return defaults.suggest_layers(probe, cam_model.module)
 
 
 @dataclass(repr=False)
@@ -217,7 +217,7 @@ def describe_model(model, input_size=None, transforms=None, classes=None):
     return ModelDescription(
         model=cam_model,
         layers=list(probe.layers.values()),
-        default_layers=defaults.default_layers(probe, cam_model.module),
+        default_layers=defaults.suggest_layers(probe, cam_model.module),
         classes=cam_model.classes,
         num_outputs=int(probe.output_shape[1]),
         segmenter=probe.is_segmenter,

@@ -11,3 +11,11 @@ The record's classes are stored by the path ``cam_core.runs.<class>``, so
 they are importable from here.
 """
 from .record import CamRun, CamRunConfig, CamRunResults, list_cam_runs, run_config
+
+__all__ = [
+    "CamRun",
+    "CamRunConfig",
+    "CamRunResults",
+    "list_cam_runs",
+    "run_config",
+]

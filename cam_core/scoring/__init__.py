@@ -11,3 +11,18 @@ from .maps import agreement, region_scores, shape_scores
 from .names import HISTOGRAM_SCORES, REGION_SCORES, SCORES, SHAPE_SCORES
 from .rasterize import region_mask_from_boxes, region_mask_from_polylines, region_mask_from_segmentation
 from .regions import GT_TYPES, region_mask
+
+__all__ = [
+    "agreement",
+    "region_scores",
+    "shape_scores",
+    "HISTOGRAM_SCORES",
+    "REGION_SCORES",
+    "SCORES",
+    "SHAPE_SCORES",
+    "region_mask_from_boxes",
+    "region_mask_from_polylines",
+    "region_mask_from_segmentation",
+    "GT_TYPES",
+    "region_mask",
+]
