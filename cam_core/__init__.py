@@ -22,12 +22,16 @@ from .engine.layers import LayerInfo
 from .engine.methods import ALIASES, METHODS
 from .errors import CamArgumentError, CamArgumentTypeError
 from .labels import label_fields, object_fields
-from .media.mapfiles import default_output_dir, load_map
+from .media.mapfiles import OUTPUT_ROOT_ENV, check_output_dir, default_output_dir, load_map, output_root
+from .models.allowlist import ENV as FACTORY_MODULES_ENV
+from .models.allowlist import allowed as allowed_factory_modules
+from .models.allowlist import allowing as allow_factory_modules
 from .models.cam_model import CamModel
 from .models.describe import ModelDescription, candidate_layers, default_layers, describe_model
 from .models.register import check_factory_args, register_factory, register_model
 from .models.registry import (
     build_factory,
+    check_kwargs,
     check_name,
     check_shareable,
     process_only_names,
@@ -71,6 +75,10 @@ __all__ = [
     "check_name",
     "check_shareable",
     "resolve_factory",
+    "check_kwargs",
+    "FACTORY_MODULES_ENV",
+    "allowed_factory_modules",
+    "allow_factory_modules",
     "CamModel",
     "LayerInfo",
     "METHODS",
@@ -79,6 +87,9 @@ __all__ = [
     "label_fields",
     "object_fields",
     "default_output_dir",
+    "OUTPUT_ROOT_ENV",
+    "output_root",
+    "check_output_dir",
     "load_map",
     "CamRunConfig",
     "CamRunResults",

@@ -44,6 +44,18 @@ def engine_check(inputs, names, check, *args, **kwargs):
         return None, False
 
 
+def secret(ctx, key):
+    """The plugin secret ``key`` (declared under ``secrets:`` in fiftyone.yml)
+    for this operation, or None when it is not set. Open-source FiftyOne reads
+    it from the environment variable of that name; deployments may set it in
+    their secrets store instead."""
+    try:
+        value = ctx.secrets[key]
+    except Exception:  # a context without secrets (an older FiftyOne)
+        return None
+    return value or None
+
+
 def dropdown(values):
     view = types.DropdownView()
     for value in values:

@@ -3,6 +3,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import form, models, params, progress
+from .choices import secret
 
 
 class ComputeCams(foo.Operator):
@@ -67,8 +68,12 @@ class ComputeCams(foo.Operator):
         return sample_collection._root_dataset.load_run_results(p["run_key"], cache=False)
 
     def resolve_input(self, ctx):
+        import cam_core
+
         inputs = types.Object()
-        form.build(ctx, inputs)
+        # a registered model is built here: from the deployment's modules only
+        with cam_core.allow_factory_modules(secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+            form.build(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Compute class activation maps"))
 
     def resolve_execution_options(self, ctx):
@@ -112,12 +117,25 @@ def _context(sample_collection, selected=None):
 
 
 class _Job:
-    """One compute_cams call, settled from the checked form parameters."""
+    """One compute_cams call, settled from the checked form parameters.
+
+    What the App sent is checked again here, as the form checks it: a
+    delegated worker runs what was queued, whatever form queued it, so it
+    builds a registered model only from its own allowed modules and writes
+    maps only under the allowed output root.
+    """
 
     def __init__(self, ctx):
+        import cam_core
+
         p = ctx.params
-        self.facts = models.describe(p["model_source"], p["model"], bool(p.get("pretrained", True)))
+        with cam_core.allow_factory_modules(secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+            self.facts = models.describe(p["model_source"], p["model"], bool(p.get("pretrained", True)))
         self.kwargs = params.compute_kwargs(p, self.facts)
+        if self.kwargs.get("output_dir"):
+            # a CamArgumentError fails the operation with its message
+            self.kwargs["output_dir"] = cam_core.check_output_dir(
+                self.kwargs["output_dir"], secret(ctx, cam_core.OUTPUT_ROOT_ENV))
         if not ctx.delegated:
             # DataLoader processes are not forked from the App server
             self.kwargs["num_workers"] = 0

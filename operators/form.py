@@ -10,7 +10,7 @@ execution in the App and in ``foo.execute_operator``.
 import fiftyone.operators.types as types
 
 from . import models, params
-from .choices import dropdown, engine_check, invalid
+from .choices import dropdown, engine_check, invalid, secret
 
 # views larger than this are offered delegated execution by default
 LARGE_VIEW = 100
@@ -255,10 +255,14 @@ def _storage(ctx, inputs, view):
     radio.add_choice("png", label="PNG files", description="8-bit PNG per map, referenced by map_path (small database)")
     radio.add_choice("inline", label="In the database", description="8-bit arrays inside the samples")
     inputs.enum("storage", radio.values(), default="png", label="Storage", view=radio)
+    root = cam_core.output_root(secret(ctx, cam_core.OUTPUT_ROOT_ENV))
     if (ctx.params.get("storage") or "png") == "png":
         key = ctx.params.get("run_key") or params.defaults()["run_key"]
         inputs.str("output_dir", required=False, label="Output directory",
-                   description=f"Where the PNG maps go; default {cam_core.default_output_dir(view._root_dataset.name, key)}")
+                   description=f"Where the PNG maps go, under {root} (a relative path is taken from there); "
+                               f"default {cam_core.default_output_dir(view._root_dataset.name, key)}")
+    # the App's users choose a folder under the root only: the server writes the files
+    engine_check(inputs, {}, cam_core.check_output_dir, ctx.params.get("output_dir"), root)
 
 
 def _scores(inputs, view, facts):

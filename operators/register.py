@@ -13,9 +13,15 @@ class RegisterCamModel(foo.Operator):
     database: the App server and every delegated worker that shares the
     database build it from there.
 
+    The factory's module must be allowed by the App server and by every
+    worker (``FIFTYONE_CAM_FACTORY_MODULES``: comma-separated module
+    prefixes, in the environment or as the plugin secret); anything else is
+    refused before it is imported. The keyword arguments are plain JSON.
+
     From Python::
 
-        # my_models.py, importable by the App server and the workers:
+        # my_models.py, importable by the App server and the workers,
+        # which run with FIFTYONE_CAM_FACTORY_MODULES=my_models:
         #     def tiny_resnet():
         #         return cam_core.CamModel(module, transforms, classes)
         foo.get_operator("@fiftyone-cam/cam/register_cam_model")(
@@ -48,6 +54,13 @@ class RegisterCamModel(foo.Operator):
     def resolve_input(self, ctx):
         import cam_core
 
+        # what the App sends is untrusted: only the deployment's modules
+        with cam_core.allow_factory_modules(choices.secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+            return self._form(ctx)
+
+    def _form(self, ctx):
+        import cam_core
+
         inputs = types.Object()
         known = cam_core.registered_factories()
         if known:
@@ -58,8 +71,9 @@ class RegisterCamModel(foo.Operator):
         inputs.str(
             "factory", required=True, label="Factory",
             description=(
-                "'package.module:function', importable by the App server and every delegated worker; "
-                "it returns a cam_core.CamModel, a torch.nn.Module or a zoo TorchImageModel"
+                "'package.module:function', importable by the App server and every delegated worker, from a "
+                f"module they allow ({cam_core.FACTORY_MODULES_ENV}); it returns a cam_core.CamModel, a "
+                "torch.nn.Module or a zoo TorchImageModel"
             ),
         )
         kwargs_prop = inputs.str("kwargs", default="{}", label="Keyword arguments",
@@ -81,8 +95,10 @@ class RegisterCamModel(foo.Operator):
         import cam_core
 
         p = ctx.params
-        # built and probed once, so a broken factory fails now, not in a worker
-        d = cam_core.register_factory(p["name"], p["factory"], _kwargs(p), overwrite=bool(p.get("overwrite")))
+        # built and probed once, so a broken factory fails now, not in a worker;
+        # checked again here (not only by the form): execute may be reached without it
+        with cam_core.allow_factory_modules(choices.secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+            d = cam_core.register_factory(p["name"], p["factory"], _kwargs(p), overwrite=bool(p.get("overwrite")))
         return {
             "name": p["name"],
             "factory": p["factory"],
@@ -94,7 +110,8 @@ class RegisterCamModel(foo.Operator):
 
 def _kwargs(params):
     """The factory's keyword arguments, parsed from the form's JSON text
-    (whether they are an object is the engine's check)."""
+    (data only: ``json.loads`` evaluates nothing; whether they are an object
+    of plain values is the engine's check)."""
     try:
         return json.loads(params.get("kwargs") or "{}")
     except (TypeError, ValueError) as e:

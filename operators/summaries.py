@@ -69,9 +69,13 @@ class SummarizeCamRun(foo.Operator):
             inputs.int("k", default=5, label="Samples per half of the grid")
             choices.label_field(inputs, "label_field", cam_core.label_fields(view, "Classification"), label="Label shown",
                                 description="Optional: a Classification field shown above each sample of the grid")
+            root = cam_core.output_root(choices.secret(ctx, cam_core.OUTPUT_ROOT_ENV))
             inputs.str("output_dir", label="Output directory",
-                       description=f"Where the pictures go; default {cam_core.default_summary_dir(ctx.dataset.name, key)}")
+                       description=f"Where the pictures go, under {root} (a relative path is taken from there); "
+                                   f"default {cam_core.default_summary_dir(ctx.dataset.name, key)}")
             p = ctx.params
+            # the App's users choose a folder under the root only: the server writes the files
+            choices.engine_check(inputs, {}, cam_core.check_output_dir, p.get("output_dir"), root)
             choices.engine_check(inputs, {}, cam_core.check_summary_args, view, key, field=field, score=score,
                                  k=p.get("k", 5), label_field=p.get("label_field") or None)
         return types.Property(inputs, view=types.View(label="Summarize a CAM run"))
@@ -80,8 +84,10 @@ class SummarizeCamRun(foo.Operator):
         import cam_core
 
         p = ctx.params
+        # checked again here: a delegated worker runs what was queued, whatever form queued it
+        output_dir = cam_core.check_output_dir(p.get("output_dir"), choices.secret(ctx, cam_core.OUTPUT_ROOT_ENV))
         paths = cam_core.summarize_run(
-            ctx.target_view(), p["run_key"], output_dir=p.get("output_dir") or None, field=p.get("field"),
+            ctx.target_view(), p["run_key"], output_dir=output_dir, field=p.get("field"),
             score=p.get("score") or "mass_inside", k=int(p.get("k", 5)), label_field=p.get("label_field") or None,
         )
         out = {"paths": paths, "saved": "\n".join(f"- {path}" for path in paths.values() if path)}

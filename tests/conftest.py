@@ -15,6 +15,11 @@ os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", os.path.join(_home, "datas
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
 os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
+# the modules the tests register model factories from, allowed here and in
+# every process the tests start (App server, delegated workers inherit it);
+# no_such_module is allowed so that an unimportable factory reaches the import
+# and its own message. `os` and the like stay refused (tests/test_security.py)
+os.environ["FIFTYONE_CAM_FACTORY_MODULES"] = "test_operators,models,no_such_module"
 MONGO = mongo.start()
 
 import numpy as np  # noqa: E402

@@ -132,7 +132,11 @@ def test_sort_by_cam_score_saves_the_view_and_refuses_bad_input(run):
 
 def test_summarize_cam_run_saves_and_shows_the_pictures(run, tmp_path):
     op("score_cam_run")(run, "cam", "objects")
-    out = str(tmp_path / "summary")
+    # the App writes only under its output root (the dataset directory by default)
+    with pytest.raises(ExecutionError, match="Path: output_dir"):
+        op("summarize_cam_run")(run, "cam", output_dir=str(tmp_path / "elsewhere"))
+    assert not (tmp_path / "elsewhere").exists()
+    out = os.path.realpath(os.path.join(fo.config.default_dataset_dir, "summaries", run.name))
     paths = op("summarize_cam_run")(run, "cam", label_field="ground_truth", k=2, output_dir=out)
     assert set(paths) == {"mean_heatmaps", "extremes", "histograms"}
     for path in paths.values():

@@ -1,18 +1,68 @@
 """Maps as ``fo.Heatmap`` labels: 8-bit PNG files or inline arrays, written,
-read back and removed."""
+read back and removed; where an App user may have them written."""
 import os
 
 import fiftyone as fo
 import numpy as np
 from PIL import Image
 
+from ..errors import CamArgumentError
+
 STORAGE = ("png", "inline")
+
+OUTPUT_ROOT_ENV = "FIFTYONE_CAM_OUTPUT_ROOT"
 
 
 def default_output_dir(dataset_name, run_key):
     """Where PNG maps go unless the user says otherwise:
     ``<fo.config.default_dataset_dir>/cam_maps/<dataset>/<run_key>``."""
     return os.path.join(fo.config.default_dataset_dir, "cam_maps", dataset_name, run_key)
+
+
+def output_root(root=None):
+    """The folder under which the App's users may choose an output directory:
+    ``root`` when given (the operators pass the plugin secret
+    ``FIFTYONE_CAM_OUTPUT_ROOT``), else the environment variable
+    ``FIFTYONE_CAM_OUTPUT_ROOT``, else ``fo.config.default_dataset_dir``."""
+    return root or os.environ.get(OUTPUT_ROOT_ENV) or fo.config.default_dataset_dir
+
+
+def check_output_dir(output_dir, root=None):
+    """Checks an output directory that came from the App (a user of the App
+    must not have files written anywhere the server can write). Python
+    callers of :func:`cam_core.compute_cams` are not checked.
+
+    Args:
+        output_dir: an absolute path, or one relative to the root; None or
+            ``""`` means the default (:func:`default_output_dir`)
+        root (None): the allowed root (see :func:`output_root`)
+
+    Returns:
+        the resolved path (symlinks followed, ``..`` removed), or None for the default
+
+    Raises:
+        CamArgumentError: (``output_dir``) when the path is not a string or,
+            resolved, does not lie under the resolved root
+    """
+    if output_dir is None or output_dir == "":
+        return None
+    base = os.path.realpath(os.path.expanduser(output_root(root)))
+    if not isinstance(output_dir, str):
+        raise CamArgumentError("output_dir", f"output_dir must be a folder path; got {output_dir!r}")
+    try:
+        # realpath follows every symlink that exists, so a link inside the root
+        # that points outside resolves outside, as does any '..'
+        resolved = os.path.realpath(os.path.join(base, output_dir))
+    except (ValueError, OSError) as e:  # an embedded NUL, a link loop
+        raise CamArgumentError("output_dir", f"output_dir {output_dir!r} is not a usable path: {e}") from None
+    if os.path.commonpath([resolved, base]) != base:
+        raise CamArgumentError(
+            "output_dir",
+            f"output_dir {output_dir!r} resolves to '{resolved}', outside the allowed root '{base}': choose a folder "
+            f"under it (a relative path is taken from it). The root is set by {OUTPUT_ROOT_ENV} (environment or "
+            f"plugin secret); by default it is FiftyOne's default_dataset_dir",
+        )
+    return resolved
 
 
 def to_uint8(cam):

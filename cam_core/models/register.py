@@ -31,17 +31,19 @@ def register_model(name, module, transforms=None, classes=None):
 
 
 def check_factory_args(name, factory, kwargs=None, overwrite=False):
-    """Checks :func:`register_factory`'s arguments as it does, building nothing.
+    """Checks :func:`register_factory`'s arguments as it does, building nothing
+    (the factory's module is imported when it is allowed, never called).
 
     Raises:
         CamArgumentError: naming the refused parameter (``name``,
-            ``factory`` or ``kwargs``)
+            ``factory`` or ``kwargs``); a factory whose module this process
+            does not allow (``FIFTYONE_CAM_FACTORY_MODULES``) is refused
+            before anything is imported
     """
     registry.check_name(name)
     if registry.is_factory(name) and not overwrite:
         raise CamArgumentError("name", f"a model named '{name}' is already registered; pass overwrite=True to replace it")
-    if kwargs is not None and not isinstance(kwargs, dict):
-        raise CamArgumentError("kwargs", f"keyword arguments must be a JSON object, like {{\"size\": 64}}; got {kwargs!r}")
+    registry.check_kwargs(kwargs)
     registry.resolve_factory(factory)
 
 
@@ -54,6 +56,15 @@ def register_factory(name, factory, kwargs=None, overwrite=False):
     imported or built, or a model with nothing to explain, is refused now
     rather than later in a worker.
 
+    Every process that builds a stored registration (this one included)
+    imports its factory only from the modules it allows: the
+    comma-separated prefixes of the environment variable
+    ``FIFTYONE_CAM_FACTORY_MODULES`` (``my_models`` allows ``my_models`` and
+    ``my_models.sub``), or a :func:`cam_core.allow_factory_modules` block.
+    A factory outside them is refused here before it is imported; the App
+    server and each worker refuse it too unless their own allowlist names its
+    module, so set the variable there as well.
+
     Args:
         name: the name (e.g. ``"my-classifier"``: letters, digits, ``_-.``)
         factory: ``"package.module:function"``; the function returns anything
@@ -61,18 +72,22 @@ def register_factory(name, factory, kwargs=None, overwrite=False):
             :class:`cam_core.CamModel` (module, transforms, classes), a
             ``torch.nn.Module`` (its ``transforms`` / ``classes`` attributes
             are used when present) or a FiftyOne ``TorchImageModel``
-        kwargs (None): JSON keyword arguments for the function
+        kwargs (None): keyword arguments for the function: plain JSON values
+            (strings, numbers, booleans, None, lists, dicts with string keys),
+            passed as they are, never evaluated
         overwrite (False): replace an existing registration of ``name``
 
     Returns:
         the built model's :class:`cam_core.ModelDescription`
 
     Raises:
-        CamArgumentError: for a bad name or factory, an existing name without
-            ``overwrite``, or a model that cannot be built or probed
+        CamArgumentError: for a bad name, a factory whose module is not
+            allowed or that cannot be resolved, non-JSON keyword arguments, an
+            existing name without ``overwrite``, or a model that cannot be
+            built or probed
     """
     check_factory_args(name, factory, kwargs, overwrite)
-    entry = {"factory": factory, "kwargs": dict(kwargs or {})}
+    entry = {"factory": factory, "kwargs": registry.check_kwargs(kwargs)}
     description = describe_model(registry.build(name, entry))
     registry.save(name, factory, entry["kwargs"], overwrite=overwrite)
     return description

@@ -11,13 +11,22 @@ the model itself; the code only has to be importable there::
     cam_core.register_factory("birds", "my_models:bird_classifier", kwargs={"checkpoint": "/models/birds.pt"})
     cam_core.compute_cams(dataset, "birds")      # here, in the App, in a worker
 
+What is stored is untrusted input for every process that reads it: each one
+imports a factory only from the modules its own deployment allows
+(``FIFTYONE_CAM_FACTORY_MODULES``: :mod:`cam_core.models.allowlist`), checked
+on the module's name before anything is imported, and calls it with plain
+JSON keyword arguments only.
+
 This module holds both registries and builds a stored recipe;
 :mod:`cam_core.models.register` adds entries to them.
 """
 import importlib
+import json
 import re
+import types
 
 from ..errors import CamArgumentError
+from . import allowlist
 from .cam_model import from_object
 
 STORE = "fiftyone_cam_models"
@@ -83,23 +92,33 @@ def check_name(name):
         )
 
 
-def resolve_factory(factory):
+def resolve_factory(factory, trusted=False):
     """Imports the callable named by ``factory``.
 
     Args:
         factory: ``"package.module:function"`` (``"package.module:Class.method"``
             works too)
+        trusted (False): False: the module must be allowed in this process
+            (``FIFTYONE_CAM_FACTORY_MODULES``), which is checked before it is
+            imported, the names after ``':'`` must be public and lead through
+            no other module, and the callable must be defined in an allowed
+            module. True skips these checks: only for a Python user's own code
+            in their own process; nothing read from the database or sent by
+            the App is ever resolved so
 
     Returns:
         the callable
 
     Raises:
         CamArgumentError: (``factory``) when the string is malformed, the
-            module cannot be imported, or the attribute is missing or not callable
+            module is not allowed or cannot be imported, or the attribute is
+            missing, refused or not callable
     """
     module_name, sep, attr = factory.partition(":") if isinstance(factory, str) else ("", "", "")
-    if not sep or not module_name or not attr or ":" in attr:
+    if not sep or not allowlist.DOTTED.match(module_name) or not attr or ":" in attr:
         raise CamArgumentError("factory", f"factory must look like 'package.module:function'; got {factory!r}")
+    if not trusted:
+        allowlist.check_module(module_name, factory)  # the name only: nothing is imported yet
     try:
         obj = importlib.import_module(module_name)
     except Exception as e:  # ImportError, or an error raised while importing
@@ -109,12 +128,53 @@ def resolve_factory(factory):
             f"It must be importable by the App server and by every delegated worker",
         ) from None
     for part in attr.split("."):
+        if not trusted:
+            allowlist.check_attribute(part, factory)
         if not hasattr(obj, part):
             raise CamArgumentError("factory", f"module '{module_name}' has no attribute '{attr}'")
         obj = getattr(obj, part)
+        if not trusted and isinstance(obj, types.ModuleType):
+            # an allowed module's imports are not allowed modules
+            raise CamArgumentError(
+                "factory", f"factory '{factory}' is refused: '{part}' is a module; name it before ':' instead")
+    if not trusted:
+        allowlist.check_defined_in(obj, factory)
     if not callable(obj):
         raise CamArgumentError("factory", f"'{factory}' is not callable")
     return obj
+
+
+def check_kwargs(kwargs):
+    """A factory's keyword arguments as plain JSON values, never evaluated.
+
+    Args:
+        kwargs: None, or a dict of strings, numbers, booleans, None, lists
+            and dicts (with string keys)
+
+    Returns:
+        a plain copy (``{}`` for None)
+
+    Raises:
+        CamArgumentError: (``kwargs``) for anything else: another type, a
+            tuple, a non-string key, NaN, an object
+    """
+    if kwargs is None:
+        return {}
+    if not isinstance(kwargs, dict):
+        raise CamArgumentError("kwargs", f"keyword arguments must be a JSON object, like {{\"size\": 64}}; got {kwargs!r}")
+    try:
+        copy = json.loads(json.dumps(kwargs, allow_nan=False))
+    except (TypeError, ValueError) as e:
+        copy, why = None, str(e)
+    else:
+        why = "tuples, non-string keys and other non-JSON values are refused"
+    if copy != kwargs:
+        raise CamArgumentError(
+            "kwargs",
+            f"keyword arguments must be plain JSON values (strings, numbers, true/false, null, lists, objects "
+            f"with string keys): {why}; got {kwargs!r}",
+        )
+    return copy
 
 
 def is_factory(name):
@@ -134,15 +194,17 @@ def save(name, factory, kwargs=None, overwrite=False):
         overwrite (False): replace an existing registration of ``name``
 
     Raises:
-        CamArgumentError: for a bad name or factory, or an existing name
-            without ``overwrite``
+        CamArgumentError: for a bad name, a factory whose module is not
+            allowed here or that cannot be resolved, non-JSON keyword
+            arguments, or an existing name without ``overwrite``
     """
     check_name(name)
+    kwargs = check_kwargs(kwargs)
     resolve_factory(factory)
     registrations = _store()
     if registrations.has(name) and not overwrite:
         raise CamArgumentError("name", f"a model named '{name}' is already registered; pass overwrite=True to replace it")
-    registrations.set(name, {"factory": factory, "kwargs": dict(kwargs or {})})
+    registrations.set(name, {"factory": factory, "kwargs": kwargs})
 
 
 def unregister_factory(name):
@@ -177,19 +239,32 @@ def build_factory(name):
 def build(name, entry):
     """Builds a registration (``{"factory": ..., "kwargs": ...}``) in this process.
 
+    The entry is untrusted (anyone who could write to the database may have
+    written it): its module must be allowed here (``FIFTYONE_CAM_FACTORY_MODULES``),
+    checked before it is imported, and its keyword arguments plain JSON.
+
     Returns:
         a :class:`cam_core.CamModel` named ``name`` whose recorded loading
         arguments are the factory and its keyword arguments
+
+    Raises:
+        CamArgumentError: (``model``) when this process refuses the entry;
+            (``factory``) when the factory fails
     """
-    fn = resolve_factory(entry["factory"])
-    kwargs = entry.get("kwargs") or {}
+    factory = entry.get("factory") if isinstance(entry, dict) else None
+    try:
+        fn = resolve_factory(factory)
+        kwargs = check_kwargs(entry.get("kwargs"))
+    except CamArgumentError as e:
+        raise CamArgumentError(
+            "model", f"model '{name}' cannot be built in this process: {e.message}") from None
     try:
         made = fn(**kwargs)
     except Exception as e:
         raise CamArgumentError(
-            "factory", f"factory '{entry['factory']}' of model '{name}' failed: {type(e).__name__}: {e}"
+            "factory", f"factory '{factory}' of model '{name}' failed: {type(e).__name__}: {e}"
         ) from e
     model = from_object(made)
     model.name = name
-    model.kwargs = {"factory": entry["factory"], "kwargs": kwargs}
+    model.kwargs = {"factory": factory, "kwargs": kwargs}
     return model

@@ -15,7 +15,8 @@ def load_model(source, **kwargs):
             ``pretrained`` defaults to True), a FiftyOne zoo model name, a
             name given to :func:`register_model` in this process, or one given
             to :func:`cam_core.register_factory` (in the database: built here
-            from its factory)
+            from its factory, when this process allows its module:
+            ``FIFTYONE_CAM_FACTORY_MODULES``)
         **kwargs: passed to the library's loader
 
     Returns:
