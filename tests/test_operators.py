@@ -196,27 +196,9 @@ def test_delegated_run_is_executed_by_a_worker_process(photos, registered, plugi
 
     dos = DelegatedOperationService()
     assert dos.get(op_id).run_state == ExecutionRunState.QUEUED
-    fiftyone_cli = os.path.join(os.path.dirname(sys.executable), "fiftyone")
-    log = tempfile.NamedTemporaryFile(prefix="cam-worker-", suffix=".log", delete=False)
-    worker = subprocess.Popen([fiftyone_cli, "delegated", "launch"], env=plugin_env(plugins_dir),
-                              stdout=log, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.time() + 240
-        while time.time() < deadline:
-            doc = dos.get(op_id)
-            if doc.run_state in (ExecutionRunState.COMPLETED, ExecutionRunState.FAILED):
-                break
-            assert worker.poll() is None, open(log.name).read()
-            time.sleep(1)
-    finally:
-        worker.send_signal(signal.SIGINT)  # the worker's own way out (KeyboardInterrupt)
-        try:
-            worker.wait(30)
-        except subprocess.TimeoutExpired:
-            worker.kill()
-            worker.wait()
+    log = run_worker(plugins_dir, op_id)
     doc = dos.get(op_id)
-    assert doc.run_state == ExecutionRunState.COMPLETED, (doc.result and doc.result.error, open(log.name).read())
+    assert doc.run_state == ExecutionRunState.COMPLETED, (doc.result and doc.result.error, open(log).read())
     assert doc.status.progress == 1.0 and doc.status.label == "4 / 4 samples"
     summary = doc.result.result
     assert summary["num_samples"] == 4 and summary["num_skipped"] == 0
@@ -229,6 +211,38 @@ def test_delegated_run_is_executed_by_a_worker_process(photos, registered, plugi
         maps = photos.values(field)
         assert all(m is not None and os.path.isfile(m.map_path) for m in maps)
     assert "cam: queued" in [g.name for g in photos.app_config.sidebar_groups]
+
+
+def run_worker(plugins_dir, op_id, timeout=240):
+    """Runs a real ``fiftyone delegated launch`` worker until the operation
+    ``op_id`` has completed or failed (at most ``timeout`` seconds), then stops it.
+
+    Returns:
+        the path of the worker's log
+    """
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    dos = DelegatedOperationService()
+    fiftyone_cli = os.path.join(os.path.dirname(sys.executable), "fiftyone")
+    log = tempfile.NamedTemporaryFile(prefix="cam-worker-", suffix=".log", delete=False)
+    worker = subprocess.Popen([fiftyone_cli, "delegated", "launch"], env=plugin_env(plugins_dir),
+                              stdout=log, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if dos.get(op_id).run_state in (ExecutionRunState.COMPLETED, ExecutionRunState.FAILED):
+                break
+            assert worker.poll() is None, open(log.name).read()
+            time.sleep(1)
+    finally:
+        worker.send_signal(signal.SIGINT)  # the worker's own way out (KeyboardInterrupt)
+        try:
+            worker.wait(30)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait()
+    return log.name
 
 
 def _form(dataset, params):

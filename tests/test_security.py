@@ -12,11 +12,9 @@ never allowed.
 import asyncio
 import json
 import os
-import signal
 import subprocess
 import sys
 import tempfile
-import time
 from os import system  # noqa: F401 (re-exported on purpose: `test_security:system` must be refused)
 
 import pytest
@@ -27,7 +25,7 @@ from fiftyone.operators.executor import ExecutionContext, ExecutionError, Execut
 
 import cam_core
 from cam_core.models import allowlist
-from test_operators import photos, plugin_env, plugins_dir, registered, tiny_resnet, uri  # noqa: F401 (fixtures)
+from test_operators import photos, plugin_env, plugins_dir, registered, run_worker, tiny_resnet, uri  # noqa: F401 (fixtures)
 
 TESTS = os.path.dirname(os.path.abspath(__file__))
 STORE = "fiftyone_cam_models"
@@ -202,28 +200,11 @@ def test_a_poisoned_registration_fails_the_delegated_job(photos, plugins_dir, ma
 
         dos = DelegatedOperationService()
         assert dos.get(op_id).run_state == ExecutionRunState.QUEUED
-        fiftyone_cli = os.path.join(os.path.dirname(sys.executable), "fiftyone")
-        log = tempfile.NamedTemporaryFile(prefix="cam-worker-", suffix=".log", delete=False)
-        worker = subprocess.Popen([fiftyone_cli, "delegated", "launch"], env=plugin_env(plugins_dir),
-                                  stdout=log, stderr=subprocess.STDOUT)
-        try:
-            deadline = time.time() + 240
-            while time.time() < deadline:
-                if dos.get(op_id).run_state in (ExecutionRunState.COMPLETED, ExecutionRunState.FAILED):
-                    break
-                assert worker.poll() is None, open(log.name).read()
-                time.sleep(1)
-        finally:
-            worker.send_signal(signal.SIGINT)
-            try:
-                worker.wait(30)
-            except subprocess.TimeoutExpired:
-                worker.kill()
-                worker.wait()
+        log = run_worker(plugins_dir, op_id)
     finally:
         cam_core.unregister_factory("to-poison")
     doc = dos.get(op_id)
-    assert doc.run_state == ExecutionRunState.FAILED, open(log.name).read()
+    assert doc.run_state == ExecutionRunState.FAILED, open(log).read()
     error = doc.result.error
     assert "cannot load model 'to-poison'" in error
     assert "factory 'os:system' is refused: module 'os' is not an allowed factory module" in error
