@@ -42,7 +42,9 @@ from .models.registry import (
 )
 from .models.sources import load_model, resolve_model
 from .runs.appearance import show_run
+from .runs.orphans import remove_orphaned_maps
 from .runs.record import CamRunConfig, CamRunResults, list_cam_runs, run_config
+from .runs.state import RunState, run_state
 from .runs.rescore import check_score_args, score_regions
 from .runs.summary import check_summary_args, default_summary_dir, summarize_run
 from .runs.views import check_sort_args, map_scores, sort_by_score
@@ -94,6 +96,9 @@ __all__ = [
     "CamRunConfig",
     "CamRunResults",
     "list_cam_runs",
+    "run_state",
+    "RunState",
+    "remove_orphaned_maps",
     "run_config",
     "skipped_reasons",
     "score_regions",

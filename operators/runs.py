@@ -19,9 +19,12 @@ def run_info(dataset, key):
         a dict with ``run_key``, ``timestamp``, the config's settings
         (``model``, ``layers``, ``methods``, ``target``, ``storage``,
         ``output_dir``, ``fields``, ...; the class list as ``num_classes``)
-        and, once the run has finished, ``num_samples``, ``num_skipped``,
-        ``skipped`` and ``seconds``
+        and its live state from the database: ``state`` (``running``,
+        ``complete``, ``failed``, ``interrupted``), ``error``, ``holder``,
+        ``num_samples``, ``num_skipped``, ``skipped`` and ``seconds`` so far
     """
+    import cam_core
+
     info = dataset.get_run_info(key)
     config = info.config.serialize()
     classes = config.pop("classes", None)
@@ -40,6 +43,11 @@ def run_info(dataset, key):
             skipped=list(results.skipped),
             seconds=results.seconds,
         )
+    live = cam_core.run_state(dataset, key)
+    out["state"] = live.state
+    if live.state != "unknown":  # runs recorded before states existed keep their results' counts
+        out.update(error=live.error, holder=live.holder, num_samples=live.num_samples,
+                   num_skipped=live.num_skipped, skipped=live.skipped, seconds=live.seconds)
     return out
 
 
@@ -75,7 +83,8 @@ class ListCamRuns(foo.Operator):
         table = types.TableView()
         for key, label in [
             ("run_key", "Run key"), ("model", "Model"), ("methods", "Methods"), ("layers", "Layers"),
-            ("target", "Target"), ("num_samples", "Samples"), ("num_skipped", "Skipped"), ("timestamp", "When"),
+            ("target", "Target"), ("state", "State"), ("num_samples", "Samples"), ("num_skipped", "Skipped"),
+            ("timestamp", "When"),
         ]:
             table.add_column(key, label=label)
         outputs.list("runs", types.Object(), label="CAM runs", view=table)

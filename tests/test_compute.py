@@ -179,12 +179,14 @@ def test_existing_run_overwrite_and_skip_existing(dataset, image_dir, tmp_path):
         cam_core.compute_cams(dataset, model, **kw)
     assert all(os.path.isfile(f) for f in old_files)  # refusing lost nothing
 
-    # skip_existing: only the sample missing a field is computed
+    # skip_existing: only the sample missing a field is computed; the results count the whole run
     sample = dataset.first()
     sample["cam_layercam_layer4"] = None
     sample.save()
+    untouched = {f: os.stat(f).st_mtime_ns for f in old_files[1:]}
     res = cam_core.compute_cams(dataset, model, skip_existing=True, **kw)
-    assert res.num_samples == 1 and dataset.count("cam_layercam_layer4") == 3
+    assert res.num_samples == 3 and dataset.count("cam_layercam_layer4") == 3
+    assert {f: os.stat(f).st_mtime_ns for f in old_files[1:]} == untouched
     with pytest.raises(ValueError, match="skip_existing continues run 'cam'"):
         cam_core.compute_cams(dataset, model, skip_existing=True, **dict(kw, methods=["gradcam"]))
 

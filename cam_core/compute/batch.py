@@ -1,15 +1,16 @@
 """One batch: stack the inputs, give every image its target, run the
-engine's one pass, score ROAD, and build each sample's labels."""
+engine's one pass, score ROAD, and place the maps for the writer."""
 import torch
 
+from ..engine.state import preserved_state
 from ..engine.targets import background_index, classifier_targets, segmenter_targets
 from ..scoring.road import road_scores
 from . import truth
-from .writer import sample_labels
+from .writer import PlacedBatch, place_batch
 
 
 def explain(plan, engine, group, ids, labels):
-    """``{sample id: {field: label}}`` for one group of equally shaped items.
+    """The :class:`cam_core.compute.writer.PlacedBatch` of one group of equally shaped items.
 
     Args:
         plan: the run's :class:`cam_core.compute.plan.Plan`
@@ -41,9 +42,16 @@ def explain(plan, engine, group, ids, labels):
         return segmenter_targets(out, indices, regions, background_index(plan.classes))
 
     result = engine.explain(x, make_targets)
-    road = road_scores(engine.adapter, x.to(engine.device), result) if plan.faithfulness else {}
+    road = {}
+    if plan.faithfulness:
+        # ROAD's forwards see the model as the maps' pass did: in eval mode,
+        # its buffers (BatchNorm statistics) untouched, its state restored
+        with preserved_state(engine.model):
+            road = road_scores(engine.adapter, x.to(engine.device), result)
     objects = truth.objects(plan, sample_ids) if plan.gt_field else [None] * len(group)
-    return {
-        sid: sample_labels(plan, it, sid, result, b, road, objects[b])
-        for b, (it, sid) in enumerate(zip(group, sample_ids))
-    }
+    return place_batch(plan, group, result, road, objects, sample_ids)
+
+
+def empty(skipped):
+    """A batch whose every sample was skipped: only its skips are recorded."""
+    return PlacedBatch([], [], [], [], [], [], [], skipped)

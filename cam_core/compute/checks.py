@@ -7,6 +7,7 @@ message on the same parameter. What passes is settled into a :class:`Plan`.
 import logging
 import os
 
+import fiftyone as fo
 import fiftyone.core.collections as foc
 import torch
 from PIL import Image
@@ -19,6 +20,7 @@ from ..media.geometry import apply_transforms, transform_steps
 from ..media.mapfiles import STORAGE, default_output_dir
 from ..models.describe import describe_model
 from ..runs.record import CamRunConfig
+from ..runs.state import stored_run_keys
 from .plan import Plan, agreement_groups, run_fields
 
 logger = logging.getLogger(__name__)
@@ -44,7 +46,11 @@ def settle(a):
     methods = resolve_methods(a["methods"])
     dataset = samples._root_dataset
 
-    existing = run_key in dataset.list_runs()
+    # the runs as stored now: another process may have added one since this one loaded the dataset
+    stored = stored_run_keys(dataset)
+    if set(stored) != set(dataset.list_runs()):
+        dataset.reload()
+    existing = run_key in stored
     overwrite, skip_existing = bool(a["overwrite"]), bool(a["skip_existing"])
     if existing and not (overwrite or skip_existing):
         raise CamArgumentError(
@@ -52,7 +58,7 @@ def settle(a):
             f"run key '{run_key}' already exists on dataset '{dataset.name}': overwrite it (overwrite=True), "
             f"continue it (skip_existing=True: only the samples missing one of its maps), or choose another key",
         )
-    if samples.count() == 0:
+    if exact_count(samples) == 0:
         raise CamArgumentError("samples", "the collection is empty: there is no sample to explain")
 
     description = describe_model(a["model"], transforms=a["transforms"], classes=a["classes"])
@@ -85,6 +91,12 @@ def settle(a):
                 f"skip_existing continues run '{run_key}', which has fields {sorted(old.fields)}; "
                 f"these settings give {sorted(fields)}. Use the same methods and layers, or overwrite=True",
             )
+        if a["output_dir"] is not None and old.output_dir and os.path.abspath(a["output_dir"]) != old.output_dir:
+            raise CamArgumentError(
+                "output_dir",
+                f"run '{run_key}' writes its maps to '{old.output_dir}'; continuing it (skip_existing) writes there "
+                f"too. Leave output_dir unset to continue it, or start it again in the new folder (overwrite=True)",
+            )
         output_dir, storage = old.output_dir, old.storage
     owned = set(old.all_fields()) if isinstance(old, CamRunConfig) else set()
     schema = dataset.get_field_schema()
@@ -113,6 +125,14 @@ def settle(a):
         faithfulness=bool(a["faithfulness"]), resume=resume, replace=existing and overwrite,
         assumed_stretch=_assumed_stretch(steps),
     )
+
+
+def exact_count(samples):
+    """The number of samples, counted (a dataset's ``len`` is MongoDB's
+    estimate, which can say 0 after an unclean restart)."""
+    if isinstance(samples, fo.Dataset):
+        return samples._sample_collection.count_documents({})
+    return samples.count()
 
 
 def check_samples(samples):

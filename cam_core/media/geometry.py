@@ -8,6 +8,10 @@ frame, and later pastes the input-sized map back into that frame.
 from dataclasses import dataclass, field
 
 import numpy as np
+import torch
+
+# the longest side of a stored map, in pixels (see Frame.map_scale)
+MAX_MAP_SIDE = 4096
 
 
 @dataclass
@@ -31,27 +35,47 @@ class Frame:
             max(1, int(round(self.height / self.scale[1]))),
         )
 
-    def place(self, cam):
+    def map_scale(self, max_side=MAX_MAP_SIDE):
+        """How much a stored map is shrunk from the model's scale: 1.0, or
+        less when the canvas's longest side would exceed ``max_side`` (a
+        20000x20 image at a 256-pixel short side would be 256000 pixels wide:
+        more than a browser draws, and gigabytes of zeros)."""
+        return min(1.0, max_side / max(self.canvas_size()))
+
+    def place(self, cam, max_side=MAX_MAP_SIDE):
         """Pastes an input-sized map into the original image's frame.
 
         Args:
-            cam: a (h, w) array the size of the model input
+            cam: a (h, w) numpy array or torch tensor the size of the model
+                input (a tensor stays on its device)
+            max_side (MAX_MAP_SIDE): the longest side of the result; a larger
+                canvas is shrunk by :meth:`map_scale` (the map bilinearly)
 
         Returns:
-            a (H', W') array covering the whole original image at the model's
-            scale (see :meth:`canvas_size`), zero outside the input's region
+            a (H', W') array (or tensor) covering the whole original image at the
+            model's scale (see :meth:`canvas_size`) times :meth:`map_scale`,
+            zero outside the input's region
         """
+        s = self.map_scale(max_side)
         cw, ch = self.canvas_size()
-        canvas = np.zeros((ch, cw), dtype=cam.dtype)
-        x0 = int(round(self.offset[0] / self.scale[0]))
-        y0 = int(round(self.offset[1] / self.scale[1]))
-        h, w = cam.shape
+        x0 = int(round(self.offset[0] / self.scale[0] * s))
+        y0 = int(round(self.offset[1] / self.scale[1] * s))
+        is_torch = isinstance(cam, torch.Tensor)
+        t = cam if is_torch else torch.from_numpy(np.ascontiguousarray(cam))
+        if s < 1.0:
+            cw, ch = max(1, int(round(cw * s))), max(1, int(round(ch * s)))
+            h, w = t.shape
+            size = (max(1, int(round(h * s))), max(1, int(round(w * s))))
+            t = torch.nn.functional.interpolate(t[None, None].float(), size=size, mode="bilinear",
+                                                align_corners=False)[0, 0].to(t.dtype)
+        canvas = t.new_zeros((ch, cw))
+        h, w = t.shape
         # clip both the destination (canvas) and the source (map) windows
         dx0, dy0 = max(x0, 0), max(y0, 0)
         dx1, dy1 = min(x0 + w, cw), min(y0 + h, ch)
         if dx1 > dx0 and dy1 > dy0:
-            canvas[dy0:dy1, dx0:dx1] = cam[dy0 - y0 : dy1 - y0, dx0 - x0 : dx1 - x0]
-        return canvas
+            canvas[dy0:dy1, dx0:dx1] = t[dy0 - y0 : dy1 - y0, dx0 - x0 : dx1 - x0]
+        return canvas if is_torch else canvas.numpy()
 
     def sample_mask(self, mask, out_hw, in_hw, fill=0):
         """Resamples a mask drawn over the original image into a model output grid.

@@ -74,7 +74,8 @@ def make_heatmap(cam, storage, path=None, **attributes):
     """Builds one ``fo.Heatmap``.
 
     Args:
-        cam: a (H, W) float map in [0, 1], in the original image's frame
+        cam: a (H, W) uint8 map (or a float map in [0, 1]), in the original
+            image's frame
         storage: ``"png"`` (written to ``path``, referenced by ``map_path``) or
             ``"inline"`` (the uint8 array in ``map``)
         path: the PNG path, for ``"png"``
@@ -82,14 +83,88 @@ def make_heatmap(cam, storage, path=None, **attributes):
 
     Returns:
         an ``fo.Heatmap`` with ``range=[0, 255]``
+
+    Raises:
+        MapWriteError: when the PNG cannot be written (nothing is left at ``path``)
     """
-    arr = to_uint8(cam)
+    arr = cam if cam.dtype == np.uint8 else to_uint8(cam)
     if storage == "inline":
         return fo.Heatmap(map=arr, range=[0, 255], **attributes)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    # fast compression: maps are small, and writing is on the hot path
-    Image.fromarray(arr).save(path, compress_level=1)
+    write_png(arr, path)
     return fo.Heatmap(map_path=path, range=[0, 255], **attributes)
+
+
+class MapWriteError(OSError):
+    """A map file that could not be written (disk full, read-only, not a
+    folder), with the path in its message."""
+
+
+def write_png(arr, path):
+    """Writes a uint8 map as PNG, whole or not at all: to a temporary name
+    in the same folder, then renamed (a crash or a full disk leaves no
+    truncated file under ``path``)."""
+    tmp = f"{path}.{os.getpid()}.tmp"
+    try:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        # fast compression: maps are small, and writing is on the hot path
+        Image.fromarray(arr).save(tmp, format="PNG", compress_level=1)
+        os.replace(tmp, path)
+    except OSError as e:
+        try:
+            os.remove(tmp)
+        except OSError:
+            pass
+        raise MapWriteError(e.errno, f"could not write map file '{path}': {e.strerror or e}") from e
+
+
+def check_writable(output_dir):
+    """Checks, before a run is recorded, that map files can be written under ``output_dir``.
+
+    Raises:
+        CamArgumentError: (``output_dir``) naming the folder and the system's reason
+    """
+    probe = os.path.join(output_dir, f".cam_core_write_test.{os.getpid()}")
+    try:
+        os.makedirs(output_dir, exist_ok=True)
+        with open(probe, "wb") as f:
+            f.write(b"\0" * 4096)
+        os.remove(probe)
+    except OSError as e:
+        raise CamArgumentError(
+            "output_dir", f"map files cannot be written under output_dir '{output_dir}': {e.strerror or e}. "
+                          f"Choose a writable folder (output_dir=...) or storage='inline'") from None
+
+
+def _is_map_name(name):
+    """Names cam_core writes in a run's field folders: ``<sample id>.png``
+    and its temporary ``<sample id>.png.<pid>.tmp``."""
+    stem = name.split(".", 1)[0]
+    return len(stem) == 24 and all(c in "0123456789abcdef" for c in stem) and (
+        name.endswith(".png") or name.endswith(".tmp"))
+
+
+def run_map_files(output_dir, fields):
+    """Every file cam_core may have written for a run's fields under
+    ``output_dir`` (``<output_dir>/<field>/<sample id>.png`` and temporaries);
+    nothing else in those folders is touched."""
+    found = []
+    for f in fields:
+        folder = os.path.join(output_dir, f)
+        try:
+            names = os.listdir(folder)
+        except OSError:
+            continue
+        found += [os.path.join(folder, n) for n in names if _is_map_name(n)]
+    return found
+
+
+def sweep_unreferenced(output_dir, fields, referenced):
+    """Deletes a run's map files that no sample references (left by a crash
+    between writing files and the database update); returns how many."""
+    referenced = set(referenced)
+    stale = [p for p in run_map_files(output_dir, fields) if p not in referenced]
+    remove_map_files(stale)
+    return len(stale)
 
 
 def load_map(heatmap):

@@ -5,12 +5,15 @@
 - :mod:`.appearance`: :func:`show_run`, the run's look in the App;
 - :mod:`.rescore`: :func:`score_regions`, ground-truth scores from stored maps;
 - :mod:`.views`: :func:`sort_by_score`;
-- :mod:`.summary`: :func:`summarize_run`, pictures of a run.
+- :mod:`.summary`: :func:`summarize_run`, pictures of a run;
+- :mod:`.state`: the live state of a run in the database, the atomic claim of its key;
+- :mod:`.orphans`: :func:`remove_orphaned_maps`, the maps of deleted datasets.
 
 The record's classes are stored by the path ``cam_core.runs.<class>``, so
 they are importable from here.
 """
 from .record import CamRun, CamRunConfig, CamRunResults, list_cam_runs, run_config
+from .state import RunState, run_state
 
 __all__ = [
     "CamRun",
@@ -18,4 +21,6 @@ __all__ = [
     "CamRunResults",
     "list_cam_runs",
     "run_config",
+    "run_state",
+    "RunState",
 ]

@@ -9,9 +9,9 @@ wherever the classes are defined: runs recorded by any version load.
 import fiftyone.core.runs as fors
 
 from ..errors import CamArgumentError
-from ..media.mapfiles import remove_map_files
+from ..media.mapfiles import remove_map_files, run_map_files
 from ..skips import skipped_reasons
-from . import sidebar
+from . import sidebar, state
 
 _STORED_MODULE = "cam_core.runs"
 
@@ -77,8 +77,10 @@ class CamRunConfig(fors.RunConfig):
 
 
 class CamRun(fors.Run):
-    """Cleans up a CAM run: its Heatmap fields, their PNG files and its
-    sidebar group; a rename renames them."""
+    """Cleans up a CAM run: its Heatmap fields, their PNG files (also those
+    a crash left unreferenced), its state and its sidebar group; a rename
+    renames them. A process still computing the run stops at its next
+    batch (its claim is gone)."""
 
     def get_fields(self, samples, key):
         """The run's Heatmap fields and its agreement field."""
@@ -93,6 +95,9 @@ class CamRun(fors.Run):
             if field in self.config.fields:
                 remove_map_files(dataset.values(f"{field}.map_path"))
             dataset.delete_sample_field(field)
+        if self.config.output_dir:
+            remove_map_files(run_map_files(self.config.output_dir, self.config.fields))
+        state.forget(dataset, key)
         sidebar.forget_run(dataset, key)
 
     def rename(self, samples, key, new_key):
@@ -104,6 +109,7 @@ class CamRun(fors.Run):
         if self.config.agreement_field:
             self.config.agreement_field = renamed.get(self.config.agreement_field)
         fors.Run.update_run_config(samples, key, self.config)
+        state.rename(dataset, key, new_key)
         sidebar.rename_run(dataset, key, new_key, renamed)
 
 

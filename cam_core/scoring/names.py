@@ -10,6 +10,11 @@ TARGET_ATTRIBUTES = ("target_index", "target_label", "target_score", "target_con
 SHAPE_SCORES = ("peak", "peak_x", "peak_y", "centroid_x", "centroid_y", "spread", "entropy", "border")
 REGION_SCORES = ("mass_inside", "pointing_hit", "iou")
 FAITHFULNESS_SCORES = ("road",)
+# a map shrunk to a bounded size records by how much (cam_core.media.geometry.Frame.map_scale)
+MAP_SCALE = "map_scale"
+
+# the type of each attribute, so a run declares them before its first write; the rest are floats
+TYPES = {"target_index": int, "target_label": str, "pointing_hit": bool}
 
 # every score a view can sort by or a form can offer, ground-truth scores first
 SCORES = REGION_SCORES + FAITHFULNESS_SCORES + SHAPE_SCORES + ("target_confidence",)

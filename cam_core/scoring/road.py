@@ -24,6 +24,7 @@ def road_scores(model, x, result):
     out = {}
     with torch.no_grad():
         for key, cams in result.maps.items():
+            cams = cams.detach().cpu().numpy() if isinstance(cams, torch.Tensor) else np.asarray(cams)
             empty = cams.reshape(len(cams), -1).max(axis=1) <= 0
             most = ROADMostRelevantFirst(80)(x, cams, result.targets, model, return_diff=False)
             least = ROADLeastRelevantFirst(20)(x, cams, result.targets, model, return_diff=False)
