@@ -236,7 +236,8 @@ def _compute(inputs):
     inputs.int("batch_size", default=d["batch_size"], min=1, label="Batch size",
                description="Images per forward and backward; lower it to use less memory")
     inputs.int("num_workers", default=d["num_workers"], min=0, label="Workers",
-               description="DataLoader processes decoding images (delegated runs; immediate runs decode in the App server)")
+               description="DataLoader processes decoding images (delegated runs; immediate runs decode in the App "
+                           "server). Empty: one per spare core")
     devices = types.RadioGroup()
     devices.add_choice("cpu", label="cpu")
     if torch.cuda.is_available():

@@ -18,8 +18,8 @@ def compute_cams(
     classes=None,
     target_class=None,
     batch_size=16,
-    num_workers=0,
-    device="cpu",
+    num_workers=None,
+    device="auto",
     output_dir=None,
     storage="png",
     overwrite=False,
@@ -67,8 +67,11 @@ def compute_cams(
             whose ground-truth region is explained (default: the most frequent
             non-background class of each mask)
         batch_size (16): images per forward/backward
-        num_workers (0): DataLoader workers decoding images
-        device ("cpu"): torch device
+        num_workers (None): DataLoader worker processes decoding images while
+            the model computes; None picks one per core beyond the one the
+            model's thread needs (at most 4; 0 on one core or for a single batch)
+        device ("auto"): a torch device (``"cpu"``, ``"cuda"``, ``"cuda:1"``,
+            ``"mps"``), or ``"auto"``: CUDA when torch sees a GPU, else the CPU
         output_dir (None): where PNG maps are written; default
             ``<fo.config.default_dataset_dir>/cam_maps/<dataset>/<run_key>``
         storage ("png"): ``"png"`` (8-bit files, ``map_path``) or ``"inline"``

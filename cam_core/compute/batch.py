@@ -21,6 +21,8 @@ def explain(plan, engine, group, ids, labels):
             targets), or None
     """
     x = torch.stack([it.tensor for it in group])
+    if engine.device.type == "cuda":  # page-locked, so the copy overlaps the previous batch's work
+        x = x.pin_memory().to(engine.device, non_blocking=True)
     in_hw = tuple(x.shape[-2:])
     sample_ids = [ids[it.index] for it in group]
     spec = plan.target

@@ -41,7 +41,8 @@ def settle(a):
     if a["storage"] not in STORAGE:
         raise CamArgumentError("storage", f"storage must be one of {STORAGE}; got {a['storage']!r}")
     _check_count("batch_size", a["batch_size"], 1)
-    _check_count("num_workers", a["num_workers"], 0)
+    if a["num_workers"] is not None:
+        _check_count("num_workers", a["num_workers"], 0)
     device = _check_device(a["device"])
     methods = resolve_methods(a["methods"])
     dataset = samples._root_dataset
@@ -58,7 +59,8 @@ def settle(a):
             f"run key '{run_key}' already exists on dataset '{dataset.name}': overwrite it (overwrite=True), "
             f"continue it (skip_existing=True: only the samples missing one of its maps), or choose another key",
         )
-    if exact_count(samples) == 0:
+    count = exact_count(samples)
+    if count == 0:
         raise CamArgumentError("samples", "the collection is empty: there is no sample to explain")
 
     description = describe_model(a["model"], transforms=a["transforms"], classes=a["classes"])
@@ -119,7 +121,8 @@ def settle(a):
     return Plan(
         samples=samples, dataset=dataset, run_key=run_key, model=model, steps=steps, layers=layers,
         methods=methods, target=target, target_class=target_class, classes=classes, num_outputs=num_outputs,
-        segmenter=segmenter, device=device, batch_size=a["batch_size"], num_workers=a["num_workers"],
+        segmenter=segmenter, device=device, batch_size=a["batch_size"],
+        num_workers=_workers(a["num_workers"], count, a["batch_size"]),
         storage=storage, output_dir=output_dir, fields=fields, agreement_field=agreement_field,
         agreement_groups=groups, gt_field=gt_field, all_objects=bool(a["all_objects"]), iou_threshold=iou_threshold,
         faithfulness=bool(a["faithfulness"]), resume=resume, replace=existing and overwrite,
@@ -148,11 +151,24 @@ def _check_count(name, value, least):
         raise CamArgumentError(name, f"{name} must be an integer >= {least}; got {value!r}")
 
 
+def _workers(asked, count, batch_size):
+    """DataLoader workers: as asked, or one per core beyond the model's (at
+    most 4), none when there is one core or a single batch (starting a
+    worker costs more than it saves)."""
+    if asked is not None:
+        return asked
+    if count <= batch_size:
+        return 0
+    return max(0, min(4, (os.cpu_count() or 1) - 1))
+
+
 def _check_device(device):
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError):
-        raise CamArgumentError("device", f"device must be 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}") from None
+        raise CamArgumentError("device", f"device must be 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'; got {device!r}") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise CamArgumentError("device", "device 'cuda' was asked for, but torch sees no CUDA device; use device='cpu'")
     return device
