@@ -86,7 +86,26 @@ def test_each_image_gets_its_own_target_in_a_batch():
         alone = engine.explain(x[b : b + 1], lambda out: classifier_targets(out, classes[b : b + 1]))
         for key in batch.maps:
             assert batch.maps[key][b].max() > 0.5
-            np.testing.assert_allclose(batch.maps[key][b], alone.maps[key][0], atol=1e-5)
+            np.testing.assert_allclose(batch.maps[key][b].cpu().numpy(), alone.maps[key][0].cpu().numpy(), atol=1e-5)
+            np.testing.assert_allclose(batch.peaks[key][b], alone.peaks[key][0], rtol=1e-5)
+
+
+def test_batch_result_holds_tensors_on_the_device_and_numpy_peaks():
+    """Every method's maps, fast or grad-cam's, are (B, H, W) float32 tensors in
+    [0, 1] on the engine's device; the peaks a (B,) numpy array per map."""
+    model = models.resnet18()
+    x = photos(64)
+    methods = ["gradcam", "eigencam", "kpca_cam", "shapleycam", "fullgrad", "finercam", "ablationcam"]
+    engine = engine_for(model, ["layer3", "layer4"], methods, x)
+    res = engine.explain(x, lambda out: classifier_targets(out, None))
+    assert list(res.maps) == list(res.peaks)
+    assert len(res.maps) == (len(methods) - 1) * 2 + 1
+    for key, maps in res.maps.items():
+        assert isinstance(maps, torch.Tensor) and maps.dtype == torch.float32 and maps.device == engine.device
+        assert maps.shape == (2, 64, 64) and 0 <= maps.min() and maps.max() <= 1
+        peaks = res.peaks[key]
+        assert isinstance(peaks, np.ndarray) and peaks.shape == (2,) and peaks.dtype.kind == "f"
+        assert (peaks > 0).all(), key
 
 
 def snapshot(model):

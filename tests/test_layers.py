@@ -169,6 +169,7 @@ def test_default_layer_maps_of_vits_are_not_empty(factory):
         engine.close()
     assert len(res.maps) == 2
     for (method, layer), maps in res.maps.items():
+        maps = maps.cpu().numpy()  # the engine's maps are tensors on its device
         assert maps.shape == (2, 224, 224)
         assert (maps.reshape(2, -1).max(axis=1) > 0).all(), (method, layer)
 

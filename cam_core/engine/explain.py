@@ -4,9 +4,12 @@ grad-cam runs one forward and one backward per CAM object, and a CAM object
 serves one method and averages its layers into one map. Here one hooked
 forward records every requested layer, one ``torch.autograd.grad`` call
 returns the gradients of the target with respect to those activations only
-(no weight gradients, no ``.grad`` filled), and each method's own grad-cam
-code turns them into maps. ScoreCAM and AblationCAM add their own batched
-forwards; ShapleyCAM its double backward; FinerCAM one more backward.
+(no weight gradients, no ``.grad`` filled). The methods whose maths is a
+function of those activations and gradients (:mod:`.fastmaps`: GradCAM and its
+gradient variants, EigenCAM, EigenGradCAM, RandomCAM) turn them into maps in
+torch, batched, on the model's device; the others run their own grad-cam code
+on them. ScoreCAM and AblationCAM add their own batched forwards; ShapleyCAM
+its double backward; FinerCAM one more backward.
 """
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -15,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .fastmaps import RAW_MAPS, LayerGrids, finish
 from .layers import model_output
 from .methods import METHODS
 from .state import preserved_state
@@ -38,9 +42,12 @@ class BatchResult:
     """Maps of one batch.
 
     Attributes:
-        maps: ``{(method, layer_name): (B, h, w) float32 array in [0, 1]}``
-            at the model input's size; FullGrad's layer name is None
-        peaks: same keys, the per-image max of the map before normalisation
+        maps: ``{(method, layer_name): (B, H, W) float32 torch tensor in
+            [0, 1]}`` at the model input's (H, W), on the engine's device
+            (every method: grad-cam's numpy maps are moved there); FullGrad's
+            layer name is None
+        peaks: same keys, a (B,) numpy float32 array: the per-image max of
+            the map after its ReLU, before normalisation
         targets: the grad-cam target of each image
         indices, scores, confidences: per image, the explained class, its
             score and (classifiers) its softmax probability
@@ -157,28 +164,40 @@ class CamEngine:
         del out  # frees the graph before the extra forwards
 
         xd = x.detach()
-        maps, peaks = {}, {}
+        maps, peaks, fast_peaks, grids = {}, {}, {}, {}
         for method in self.methods:
-            kind = METHODS[method].kind
-            cam = self._cam(method)
+            spec = METHODS[method]
+            kind = spec.kind
             if kind == "fullgrad":
-                maps[(method, None)], peaks[(method, None)] = self._fullgrad(cam, xd, targets, grads, bias_layers)
+                fmap, peaks[(method, None)] = self._fullgrad(self._cam(method), xd, targets, grads, bias_layers)
+                maps[(method, None)] = torch.from_numpy(fmap).to(self.device)
                 continue
             for info in self.layers:
+                key = (method, info.name)
+                gr = (finer_grads if kind == "finer" else grads).get(info.module)
+                if kind in ("gradient", "finer") and gr is None:
+                    raise ValueError(f"layer '{info.name}' does not influence the model output: it has no gradient")
+                if spec.fast:
+                    if info.module not in grids:  # shared by the fast methods of this layer
+                        g = None if gr is None else info.to_nchw(gr, hw)
+                        grids[info.module] = LayerGrids(info.to_nchw(acts[info.module], hw), g)
+                    maps[key], fast_peaks[key] = finish(RAW_MAPS[method](grids[info.module]), hw)
+                    continue
+                cam = self._cam(method)
                 if kind == "shapley":
                     raw = self._shapley(cam, xd, info, targets)
                 else:
                     a = _numpy(info.to_nchw(acts[info.module], hw))
-                    source = finer_grads if kind == "finer" else grads
-                    gr = source.get(info.module)
-                    if kind in ("gradient", "finer") and gr is None:
-                        raise ValueError(f"layer '{info.name}' does not influence the model output: it has no gradient")
                     gr = None if gr is None else _numpy(info.to_nchw(gr, hw))
                     if kind == "perturb":
                         raw = self._perturb(cam, method, xd, info, targets, a, gr)
                     else:
                         raw = cam.get_cam_image(xd, info.module, targets, a, gr, False)
-                maps[(method, info.name)], peaks[(method, info.name)] = _finish(cam, raw, size)
+                scaled, peaks[key] = _finish(cam, raw, size)
+                maps[key] = torch.from_numpy(scaled).to(self.device)
+        if fast_peaks:  # one device-to-host copy for all of them
+            peaks.update(zip(fast_peaks, torch.stack(list(fast_peaks.values())).cpu().numpy()))
+        peaks = {key: peaks[key] for key in maps}
         return BatchResult(maps, peaks, targets, indices, scores, confs)
 
     def _perturb(self, cam, method, xd, info, targets, a, gr):

@@ -1,8 +1,10 @@
 """The CAM methods of grad-cam, by name, and how each one is fed.
 
-The maths of every method stays in grad-cam (its classes' ``get_cam_weights``
-/ ``get_cam_image`` and its targets); this module only records which inputs
-each needs so the engine can serve them all from one pass.
+The maths of a method is grad-cam's (its classes' ``get_cam_weights`` /
+``get_cam_image`` and its targets): run by grad-cam's own code, or, for the
+``fast`` methods, the same maths in torch (:mod:`.fastmaps`), batched on the
+model's device. This module records which inputs each needs so the engine
+can serve them all from one pass.
 """
 from dataclasses import dataclass
 
@@ -25,6 +27,7 @@ class Method:
     class_name: str
     kind: str
     costly: bool = False
+    fast: bool = False  # its maps come from .fastmaps, not from grad-cam's code
 
     @property
     def cls(self):
@@ -36,15 +39,15 @@ class Method:
 METHODS = {
     m.name: m
     for m in [
-        Method("gradcam", "GradCAM", "gradient"),
-        Method("hirescam", "HiResCAM", "gradient"),
-        Method("gradcamelementwise", "GradCAMElementWise", "gradient"),
-        Method("gradcamplusplus", "GradCAMPlusPlus", "gradient"),
-        Method("xgradcam", "XGradCAM", "gradient"),
-        Method("layercam", "LayerCAM", "gradient"),
-        Method("eigengradcam", "EigenGradCAM", "gradient"),
-        Method("randomcam", "RandomCAM", "gradient"),
-        Method("eigencam", "EigenCAM", "activation"),
+        Method("gradcam", "GradCAM", "gradient", fast=True),
+        Method("hirescam", "HiResCAM", "gradient", fast=True),
+        Method("gradcamelementwise", "GradCAMElementWise", "gradient", fast=True),
+        Method("gradcamplusplus", "GradCAMPlusPlus", "gradient", fast=True),
+        Method("xgradcam", "XGradCAM", "gradient", fast=True),
+        Method("layercam", "LayerCAM", "gradient", fast=True),
+        Method("eigengradcam", "EigenGradCAM", "gradient", fast=True),
+        Method("randomcam", "RandomCAM", "gradient", fast=True),
+        Method("eigencam", "EigenCAM", "activation", fast=True),
         Method("kpca_cam", "KPCA_CAM", "activation"),
         Method("fem", "FEM", "activation"),
         Method("scorecam", "ScoreCAM", "perturb", costly=True),
