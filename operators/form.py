@@ -239,13 +239,14 @@ def _compute(inputs):
                description="DataLoader processes decoding images (delegated runs; immediate runs decode in the App "
                            "server). Empty: one per spare core")
     devices = types.RadioGroup()
+    # auto: decided where the run executes (a delegated worker uses its own GPU)
+    devices.add_choice("auto", label="auto", description="CUDA where the run executes has a GPU, else the CPU")
     devices.add_choice("cpu", label="cpu")
     if torch.cuda.is_available():
         devices.add_choice("cuda", label="cuda", description=torch.cuda.get_device_name(0))
     if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
         devices.add_choice("mps", label="mps")
-    default = "cuda" if "cuda" in devices.values() else "cpu"
-    prop = inputs.enum("device", devices.values(), default=default, label="Device", view=devices)
+    prop = inputs.enum("device", devices.values(), default="auto", label="Device", view=devices)
     prop.error_message = f"choose one of: {', '.join(devices.values())}"
 
 

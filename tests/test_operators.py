@@ -287,7 +287,7 @@ def test_the_form_offers_only_matching_fields_and_existing_runs(photos, register
     assert "layer3" in [c.value for c in layers.view.choices] and "fc" not in [c.value for c in layers.view.choices]
     labels = {c.value: c.label for c in props["methods"].view.choices}
     assert "costly" in labels["scorecam"] and "costly" in labels["ablationcam"] and "costly" not in labels["gradcam"]
-    assert props["device"].view.values() == (["cpu", "cuda"] if __import__("torch").cuda.is_available() else ["cpu"])
+    assert props["device"].view.values() == ["auto", "cpu"] + (["cuda"] if __import__("torch").cuda.is_available() else [])
 
     compute(photos, methods=["gradcam"], run_key="cam")
     props = _form(photos, {"model_source": "registered", "model": "tiny-resnet", "run_key": "cam"})

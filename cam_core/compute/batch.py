@@ -56,4 +56,4 @@ def explain(plan, engine, group, ids, labels):
 
 def empty(skipped):
     """A batch whose every sample was skipped: only its skips are recorded."""
-    return PlacedBatch([], [], [], [], [], [], [], skipped)
+    return PlacedBatch([], [], [], [], [], [], [], [], skipped)

@@ -1,15 +1,17 @@
 """From a batch's maps to what is stored, overlapped with the next batch.
 
-The main thread places each map in its image's frame and converts it to
-8 bits on the model's device (:func:`place_batch`); only uint8 maps cross to
-the CPU. A :class:`BatchWriter` thread then scores them, encodes the PNGs
-(a small thread pool), and writes each sample's fields with one bulk write
+The main thread places each map in its image's frame, converts it to 8 bits
+and computes its shape scores and the agreement on the model's device
+(:func:`place_batch`); only uint8 maps and the scores cross to the CPU. A
+:class:`BatchWriter` thread then scores them against ground truth, encodes
+the PNGs (a small thread pool), and writes each sample's fields with one bulk write
 per batch: one update per sample holding all of that sample's fields,
 addressed to those fields only (never through FiftyOne's cached schema, so
 concurrent runs and concurrent edits of other fields cannot break it). A
 sample therefore holds all of a run's maps or none, also if the process dies.
 """
 import datetime
+import math
 import os
 import queue
 import threading
@@ -27,8 +29,8 @@ from pymongo import UpdateOne
 
 from ..engine.targets import class_name
 from ..labels import mask_targets_of
-from ..media.mapfiles import make_heatmap, remove_map_files
-from ..scoring import agreement, region_mask, region_scores, shape_scores
+from ..media.mapfiles import remove_map_files, write_png
+from ..scoring import agreement_batch, region_mask, region_scores, shape_scores_batch
 from ..scoring.names import MAP_SCALE
 from . import schema
 
@@ -42,7 +44,8 @@ class PlacedBatch:
         maps: per sample ``{field: (H, W) uint8 array}`` in the image's frame
         scales: per sample the map's :meth:`cam_core.media.geometry.Frame.map_scale`
         targets: per sample ``(index, score, confidence)``
-        peaks: per sample ``{field: raw peak}``
+        shape: per sample ``{field: shape scores}`` (computed on the device)
+        agreement: per sample ``{group: mean correlation or None}``
         road: per sample ``{field: ROAD score}`` (empty without faithfulness)
         objects: per sample its ``gt_field`` label, or None
         skipped: the batch's skipped samples (``{"id", "filepath", "kind", "reason"}``)
@@ -52,7 +55,8 @@ class PlacedBatch:
     maps: list
     scales: list
     targets: list
-    peaks: list
+    shape: list
+    agreement: list
     road: list
     objects: list
     skipped: list
@@ -64,7 +68,7 @@ def to_uint8(cam):
 
 
 def place_batch(plan, group, result, road, objects, sample_ids):
-    """Places and converts every map of one explained group on its device.
+    """Places, converts and scores every map of one explained group on its device.
 
     Args:
         plan: the run's :class:`cam_core.compute.plan.Plan`
@@ -77,54 +81,79 @@ def place_batch(plan, group, result, road, objects, sample_ids):
     Returns:
         a :class:`PlacedBatch` (without skips)
     """
-    maps, peaks, roads = [], [], []
+    maps, shape, agree, roads = [], [], [], []
+    keys = {f: tuple(k) for f, k in plan.fields.items()}
     for b, it in enumerate(group):
-        maps.append({f: to_uint8(it.frame.place(torch.as_tensor(result.maps[key][b]))).cpu().numpy()
-                     for f, key in ((f, tuple(k)) for f, k in plan.fields.items())})
-        peaks.append({f: float(result.peaks[tuple(k)][b]) for f, k in plan.fields.items()})
-        roads.append({f: road[tuple(k)][b] for f, k in plan.fields.items() if tuple(k) in road})
+        # one sample's maps share its canvas: placed, converted and scored together on the device
+        stack = torch.stack([to_uint8(it.frame.place(torch.as_tensor(result.maps[k][b]))) for k in keys.values()])
+        peaks = [float(result.peaks[k][b]) for k in keys.values()]
+        shape.append(dict(zip(keys, shape_scores_batch(stack, peaks))))
+        agree.append(_agreement(agreement_batch(stack), list(keys), plan.agreement_groups)
+                     if plan.agreement_field else None)
+        maps.append(dict(zip(keys, stack.cpu().numpy())))
+        roads.append({f: road[k][b] for f, k in keys.items() if k in road})
     targets = list(zip(result.indices, result.scores, result.confidences))
-    return PlacedBatch(sample_ids, maps, [it.frame.map_scale() for it in group], targets, peaks, roads,
+    return PlacedBatch(sample_ids, maps, [it.frame.map_scale() for it in group], targets, shape, agree, roads,
                        list(objects), [])
 
 
-def sample_labels(plan, placed, b, mask_targets=None, pool=None):
+def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None):
     """``{field: label}`` of row ``b`` of a :class:`PlacedBatch`: its Heatmaps
-    (PNG files written) and its agreement values."""
+    (PNG files written, on ``pool`` when given; their futures appended to
+    ``pending`` when given, else waited for) and its agreement values."""
     c, score, confidence = placed.targets[b]
     base = {"target_index": int(c), "target_label": class_name(plan.classes, c), "target_score": score,
             "target_confidence": confidence}
     if placed.scales[b] < 1.0:
         base[MAP_SCALE] = placed.scales[b]
     sid, region = placed.sample_ids[b], False
-    attrs, cams = {}, {}
+    paths = {f: os.path.join(plan.output_dir, f, sid + ".png") for f in plan.fields}
+    png = plan.storage == "png"
+    # the PNGs are encoded and written on the pool while this thread scores
+    writes = [(pool.submit if pool else _now)(write_png, placed.maps[b][f], paths[f]) for f in plan.fields] if png else []
+    labels = {}
     for f in plan.fields:
-        # scores describe the stored 8-bit map, so scoring it later gives the same values
-        cam = cams[f] = placed.maps[b][f] / 255.0
-        a = dict(base, **shape_scores(cam, raw_peak=placed.peaks[b][f]))
+        a = dict(base, **placed.shape[b][f])
         if plan.gt_field:
+            # scores describe the stored 8-bit map, so scoring it later gives the same values
+            cam = placed.maps[b][f] / 255.0
             if region is False:  # one region per sample, shared by its maps
                 region = region_mask(placed.objects[b], cam.shape, base["target_label"], c, plan.all_objects,
                                      mask_targets)
             a.update(region_scores(cam, region, plan.iou_threshold))
         if f in placed.road[b]:
             a["road"] = placed.road[b][f]
-        attrs[f] = a
-    paths = {f: os.path.join(plan.output_dir, f, sid + ".png") for f in plan.fields}
-    build = lambda f: make_heatmap(placed.maps[b][f], plan.storage, paths[f], **attrs[f])  # noqa: E731
-    labels = dict(zip(plan.fields, (pool.map if pool else map)(build, plan.fields)))
+        labels[f] = (fo.Heatmap(map_path=paths[f], range=[0, 255], **a) if png
+                     else fo.Heatmap(map=placed.maps[b][f], range=[0, 255], **a))
     if plan.agreement_field:
-        labels[plan.agreement_field] = _agreement(cams, plan.agreement_groups)
+        labels[plan.agreement_field] = fo.DynamicEmbeddedDocument(**placed.agreement[b])
+    if pending is not None:
+        pending.extend(writes)
+    else:
+        for w in writes:
+            w.result()  # raises the first write's error
     return labels
 
 
-def _agreement(cams, groups):
+class _now:
+    """A future that ran at once (no pool)."""
+
+    def __init__(self, fn, *args):
+        fn(*args)
+
+    def result(self):
+        return None
+
+
+def _agreement(r, order, groups):
+    """Each group's mean over its pairs of the sample's correlation matrix ``r``."""
+    at = {f: i for i, f in enumerate(order)}
     values = {}
     for name, fields in groups.items():
-        corr = [agreement([cams[a], cams[b]]) for a, b in combinations(fields, 2)]
-        corr = [c for c in corr if c is not None]
+        corr = [float(r[at[a], at[b]]) for a, b in combinations(fields, 2)]
+        corr = [c for c in corr if not math.isnan(c)]
         values[name] = float(np.mean(corr)) if corr else None
-    return fo.DynamicEmbeddedDocument(**values)
+    return values
 
 
 def bulk_write(dataset, labels):
@@ -212,10 +241,16 @@ class BatchWriter:
                         self.error = e
 
     def _store(self, placed):
-        plan, labels = self.plan, {}
+        plan, labels, pending = self.plan, {}, []
         try:
-            for b, sid in enumerate(placed.sample_ids):
-                labels[sid] = sample_labels(plan, placed, b, self.mask_targets, self._pool)
+            try:
+                for b, sid in enumerate(placed.sample_ids):
+                    labels[sid] = sample_labels(plan, placed, b, self.mask_targets, self._pool, pending)
+            finally:
+                for w in pending:
+                    w.exception()  # every file finished (or failed) before any is cleaned up
+            for w in pending:
+                w.result()  # the first write's error
             self.claim.check_held()
             bulk_write(plan.dataset, labels)
         except BaseException:

@@ -7,6 +7,7 @@ the model through torch). Nothing here imports FiftyOne.
 - :mod:`.regions`: the region of a FiftyOne label a map is scored against;
 - :mod:`.road`: grad-cam's ROAD faithfulness score for a batch.
 """
+from .batched import agreement_batch, shape_scores_batch
 from .maps import agreement, region_scores, shape_scores
 from .names import HISTOGRAM_SCORES, REGION_SCORES, SCORES, SHAPE_SCORES
 from .rasterize import region_mask_from_boxes, region_mask_from_polylines, region_mask_from_segmentation
@@ -14,6 +15,8 @@ from .regions import GT_TYPES, region_mask
 
 __all__ = [
     "agreement",
+    "agreement_batch",
+    "shape_scores_batch",
     "region_scores",
     "shape_scores",
     "HISTOGRAM_SCORES",

@@ -230,3 +230,4 @@ def agreement(cams):
 
     r = float(a @ b) / norm
     return min(max(r, -1.0), 1.0)
+
