@@ -230,4 +230,3 @@ def agreement(cams):
 
     r = float(a @ b) / norm
     return min(max(r, -1.0), 1.0)
-
