@@ -18,6 +18,7 @@ Subpackages, each importing only those listed before it (``errors``,
 from .compute.api import check_compute_args, compute_cams, parameters as compute_parameters
 from .compute.checks import check_samples
 from .compute.plan import field_name
+from .compute.shards import queue_cams, resume_run, run_shard
 from .engine.layers import LayerInfo
 from .engine.methods import ALIASES, METHODS
 from .errors import CamArgumentError, CamArgumentTypeError
@@ -44,10 +45,11 @@ from .models.sources import load_model, resolve_model
 from .runs.appearance import show_run
 from .runs.orphans import remove_orphaned_maps
 from .runs.record import CamRunConfig, CamRunResults, list_cam_runs, run_config
-from .runs.state import RunState, run_state
+from .runs.shards import run_status
+from .runs.state import RunStatus
 from .runs.rescore import check_score_args, score_regions
 from .runs.summary import check_summary_args, default_summary_dir, summarize_run
-from .runs.views import check_sort_args, map_scores, sort_by_score
+from .runs.views import check_sort_args, map_scores, missing_scores, sort_by_score
 from .scoring.names import SCORES
 from .skips import skipped_reasons
 
@@ -96,14 +98,18 @@ __all__ = [
     "CamRunConfig",
     "CamRunResults",
     "list_cam_runs",
-    "run_state",
-    "RunState",
+    "run_status",
+    "queue_cams",
+    "resume_run",
+    "run_shard",
+    "RunStatus",
     "remove_orphaned_maps",
     "run_config",
     "skipped_reasons",
     "score_regions",
     "check_score_args",
     "sort_by_score",
+    "missing_scores",
     "check_sort_args",
     "map_scores",
     "summarize_run",

@@ -7,6 +7,7 @@ from .compute import ComputeCams
 from .register import RegisterCamModel, UnregisterCamModel
 from .runs import DeleteCamRun, GetCamRun, ListCamRuns
 from .scoring import ScoreCamRun
+from .shards import ComputeCamShard, ResumeCamRun
 from .summaries import SummarizeCamRun
 from .views import SortByCamScore
 
@@ -18,6 +19,8 @@ OPERATORS = [
     ListCamRuns,
     GetCamRun,
     DeleteCamRun,
+    ComputeCamShard,
+    ResumeCamRun,
     RegisterCamModel,
     UnregisterCamModel,
 ]

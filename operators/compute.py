@@ -16,6 +16,7 @@ class ComputeCams(foo.Operator):
         results = op(dataset.take(100), "my-classifier", layers=["layer3", "layer4"],
                      methods=["gradcam", "eigencam"], run_key="cam")
         op(dataset, "my-classifier", delegate=True)  # queued for a delegated worker
+        op(dataset, "my-classifier", num_shards=4)  # queued as 4 jobs, for any workers
     """
 
     @property
@@ -56,6 +57,8 @@ class ComputeCams(foo.Operator):
             refuses the parameters (the message names the parameter and why)
         """
         p = params.params_from_args(model, **kwargs)
+        if p["num_shards"] > 1:
+            p[progress.PYTHON_CALL] = True  # the queued operations' ids come back as the result
         result = foo.execute_operator(
             self.uri,
             ctx=_context(sample_collection),
@@ -65,6 +68,10 @@ class ComputeCams(foo.Operator):
         )
         if delegate:
             return result
+        if p["num_shards"] > 1:
+            if result.error:
+                raise RuntimeError(result.error)
+            return result.result  # what was queued: {"run_key", "queued": [operation ids], "message"}
         return sample_collection._root_dataset.load_run_results(p["run_key"], cache=False)
 
     def resolve_input(self, ctx):
@@ -90,6 +97,9 @@ class ComputeCams(foo.Operator):
 
     def execute(self, ctx):
         job = _Job(ctx)
+        if int(ctx.params.get("num_shards") or 1) > 1:
+            value = job.queue(int(ctx.params["num_shards"]))
+            return value if progress.returns_result(ctx) else _notify(ctx, value)
         if ctx.delegated:
             # a worker: progress is saved on the operation, the summary is its result
             return progress.run(ctx, job.run, len(job.view))
@@ -128,6 +138,7 @@ class _Job:
     def __init__(self, ctx):
         import cam_core
 
+        self.ctx = ctx
         p = ctx.params
         with cam_core.allow_factory_modules(secret(ctx, cam_core.FACTORY_MODULES_ENV)):
             self.facts = models.describe(p["model_source"], p["model"], bool(p.get("pretrained", True)))
@@ -141,6 +152,27 @@ class _Job:
             self.kwargs["num_workers"] = 0
         self.view = ctx.target_view()
         self.dataset = self.view._root_dataset
+
+    def queue(self, num_shards):
+        """Queues the run as ``num_shards`` delegated jobs (:func:`cam_core.queue_cams`)."""
+        import cam_core
+
+        p = self.ctx.params
+        source, name = p["model_source"], p["model"]
+        if source in ("torchvision", "timm") and not p.get("pretrained", True):
+            raise ValueError("split into jobs: random weights would differ in every worker; register a factory "
+                             "that seeds them, or use pretrained weights")
+        if self.kwargs["skip_existing"]:
+            raise ValueError("a run queued as jobs is continued with the resume_cam_run operator")
+        model = name if source in ("registered", "zoo") else f"{source}:{name}"
+        kwargs = {k: v for k, v in self.kwargs.items() if k not in ("model", "skip_existing")}
+        with cam_core.allow_factory_modules(secret(self.ctx, cam_core.FACTORY_MODULES_ENV)):
+            op_ids = cam_core.queue_cams(self.view, model, num_shards=num_shards, **kwargs)
+        key = self.kwargs["run_key"]
+        message = (f"CAM run '{key}' queued as {len(op_ids)} delegated jobs: start `fiftyone delegated launch` "
+                   f"workers to compute them; `list_cam_runs` shows its state")
+        return {"run_key": key, "queued": op_ids, "num_samples": 0, "num_skipped": 0, "skipped_reasons": {},
+                "fields": [], "message": message}
 
     def run(self, progress):
         import cam_core
@@ -172,6 +204,12 @@ def summary(run_key, results):
         "fields": list(results.fields),
         "message": message,
     }
+
+
+def _notify(ctx, value):
+    """Tells the App what was queued."""
+    yield ctx.ops.notify(value["message"], variant="info")
+    return value
 
 
 def _immediate(ctx, job):

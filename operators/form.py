@@ -238,6 +238,10 @@ def _compute(inputs):
     inputs.int("num_workers", default=d["num_workers"], min=0, label="Workers",
                description="DataLoader processes decoding images (delegated runs; immediate runs decode in the App "
                            "server). Empty: one per spare core")
+    inputs.int("num_shards", default=1, min=1, label="Split into jobs",
+               description="With N > 1 the run is queued as N delegated jobs (shards of the samples) that any "
+                           "delegated workers pick up, each on its own device; the model must be registered or "
+                           "a pretrained library model")
     devices = types.RadioGroup()
     # auto: decided where the run executes (a delegated worker uses its own GPU)
     devices.add_choice("auto", label="auto", description="CUDA where the run executes has a GPU, else the CPU")

@@ -31,13 +31,14 @@ def defaults():
     return {k: v for k, v in cam_core.compute_parameters().items() if k not in _OBJECTS}
 
 
-def params_from_args(model, pretrained=True, **kwargs):
+def params_from_args(model, pretrained=True, num_shards=1, **kwargs):
     """The form parameters for a :func:`cam_core.compute_cams`-style call.
 
     ``model`` is a name (``"torchvision:resnet18"``, ``"timm:<name>"``, a zoo
     name or a registered name); ``pretrained=False`` loads a library model
     with random weights. The other keywords are :func:`cam_core.compute_cams`'
-    and mean what they mean there.
+    and mean what they mean there; ``num_shards > 1`` queues the run as that
+    many delegated jobs (:func:`cam_core.queue_cams`).
 
     Raises:
         TypeError: for a keyword compute_cams does not take, or one that holds
@@ -52,7 +53,7 @@ def params_from_args(model, pretrained=True, **kwargs):
         )
     args.update(kwargs)
     source, name = models.parse_model(model)
-    params = {"model_source": source, "model": name}
+    params = {"model_source": source, "model": name, "num_shards": num_shards}
     if source in ("torchvision", "timm"):
         params["pretrained"] = bool(pretrained)
     params.update({k: v for k, v in args.items() if k not in _TRANSLATED and v is not None})

@@ -43,7 +43,7 @@ def run_info(dataset, key):
             skipped=list(results.skipped),
             seconds=results.seconds,
         )
-    live = cam_core.run_state(dataset, key)
+    live = cam_core.run_status(dataset, key)
     out["state"] = live.state
     if live.state != "unknown":  # runs recorded before states existed keep their results' counts
         out.update(error=live.error, holder=live.holder, num_samples=live.num_samples,

@@ -48,7 +48,8 @@ def run(dataset, **kw):
 
 @pytest.mark.parametrize("gt", ["boxes", "polys", "seg"])
 def test_region_scores_against_boxes_polylines_and_masks(scene_dataset, gt):
-    run(scene_dataset, methods=["hirescam", "layercam"], gt_field=gt)
+    # the red object alone (target-class scoring: the scene also holds a blue box)
+    run(scene_dataset, methods=["hirescam", "layercam"], gt_field=gt, all_objects=False)
     for field in ("cam_hirescam_features", "cam_layercam_features"):
         heat = scene_dataset.first()[field]
         # HiResCAM and LayerCAM are non-zero only where the score's window
@@ -65,13 +66,63 @@ def test_objects_of_another_class_or_none(scene_dataset):
     run(scene_dataset, methods=["hirescam"], gt_field="wrong", run_key="wrong")
     heat = scene_dataset.first()["wrong_hirescam_features"]
     assert heat.mass_inside < 0.05 and heat.pointing_hit is False and heat.iou == 0
-    # no object of the target class: no score rather than a made-up one
-    run(scene_dataset, methods=["hirescam"], gt_field="other", run_key="other")
+    # target-class scoring, no object of the target class: no score rather than a made-up one
+    run(scene_dataset, methods=["hirescam"], gt_field="other", all_objects=False, run_key="other")
     heat = scene_dataset.first()["other_hirescam_features"]
     assert heat.mass_inside is None and heat.pointing_hit is None and heat.iou is None
-    # all objects: the blue-labelled box around the red square counts
-    run(scene_dataset, methods=["hirescam"], gt_field="other", all_objects=True, run_key="anyobj")
+    # the default: every object counts, whatever the target class (the blue-labelled box around the red square)
+    run(scene_dataset, methods=["hirescam"], gt_field="other", run_key="anyobj")
     assert scene_dataset.first()["anyobj_hirescam_features"].mass_inside > 0.9
+    assert scene_dataset.get_run_info("anyobj").config.all_objects is True
+
+
+def test_named_scorings_beside_the_runs_own(scene_dataset, caplog):
+    import logging
+
+    run(scene_dataset, methods=["hirescam"], gt_field="other")  # the run's own scoring: all objects
+    cam_core.score_regions(scene_dataset, "cam", "other", all_objects=False, name="target_class")
+    cam_core.score_regions(scene_dataset, "cam", "wrong", name="wrong_box")
+    heat = scene_dataset.first()["cam_hirescam_features"]
+    assert heat.mass_inside > 0.9  # untouched by the named scorings
+    f = "cam_hirescam_features"
+    assert scene_dataset.values(f"{f}.mass_inside_target_class") == [None]
+    assert scene_dataset.values(f"{f}.pointing_hit_target_class") == [None]
+    assert scene_dataset.values(f"{f}.mass_inside_wrong_box")[0] < 0.05
+    config = scene_dataset.get_run_info("cam").config
+    assert config.gt_field == "other" and config.all_objects is True
+    assert config.scorings == {"target_class": {"gt_field": "other", "all_objects": False, "iou_threshold": 0.5},
+                               "wrong_box": {"gt_field": "wrong", "all_objects": True, "iou_threshold": 0.5}}
+    assert len(cam_core.sort_by_score(scene_dataset, "cam", "mass_inside")) == 1
+    assert len(cam_core.sort_by_score(scene_dataset, "cam", "mass_inside", scoring="wrong_box")) == 1
+    # a view that drops samples says how many and why
+    with caplog.at_level(logging.WARNING, logger="cam_core.runs.views"):
+        assert len(cam_core.sort_by_score(scene_dataset, "cam", "mass_inside", scoring="target_class")) == 0
+    count, why = cam_core.missing_scores(scene_dataset, "cam", "mass_inside", scoring="target_class")
+    assert count == 1 and "target class" in why and "all_objects=True" in why
+    assert "1 sample(s) have no mass_inside and are left out" in caplog.text
+    with pytest.raises(cam_core.CamArgumentError, match="has no scoring 'nope'; its named scorings: target_class, wrong_box"):
+        cam_core.sort_by_score(scene_dataset, "cam", "mass_inside", scoring="nope")
+    with pytest.raises(cam_core.CamArgumentError, match="a scoring's name must be a Python identifier"):
+        cam_core.score_regions(scene_dataset, "cam", "other", name="not a name")
+
+
+def test_ties_are_ordered_by_a_second_score(dataset, tmp_path):
+    import fiftyone as fo
+
+    path = write_scene(str(tmp_path / "scene.png"))
+    x0, y0, x1, y1 = RED
+    # boxes holding the red square's peak (pointing_hit ties) but more or less of its mass
+    boxes = [(x0, y0, x1, y1), (x0 - 8, y0 - 8, x1 + 8, y1 + 8), (0, 0, W, H)]
+    dataset.add_samples([fo.Sample(filepath=path, boxes=fo.Detections(detections=[box(b, "red")])) for b in boxes]
+                        + [fo.Sample(filepath=path, boxes=fo.Detections(detections=[box(BLUE, "red")]))])
+    run(dataset, methods=["hirescam"], gt_field="boxes")
+    view = cam_core.sort_by_score(dataset, "cam", "pointing_hit", then_by="iou", reverse=True)
+    keys = [(h.pointing_hit, h.iou) for h in view.values("cam_hirescam_features")]
+    assert keys == sorted(keys, reverse=True) and len(set(keys)) == 4
+    assert [k[0] for k in keys] == [True, True, True, False]
+    with pytest.raises(cam_core.CamArgumentError, match="unknown score 'nope'") as e:
+        cam_core.sort_by_score(dataset, "cam", "pointing_hit", then_by="nope")
+    assert e.value.param == "then_by"
 
 
 def test_score_regions_later_equals_scores_in_the_run(scene_dataset):

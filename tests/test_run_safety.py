@@ -100,7 +100,7 @@ def test_killed_run_is_interrupted_and_resumes_to_the_whole(shared, tmp_path, ki
     spec = dict(dataset=shared.name, run_key="ka", kwargs=dict(KW, output_dir=out), kill_before_write=kill_before_write)
     res = child(spec)
     assert res["returncode"] == -9  # killed after writing a batch's files, before its database update
-    state = cam_core.run_state(shared, "ka")
+    state = cam_core.run_status(shared, "ka")
     assert state.state == "interrupted" and state.num_samples == 4 * (kill_before_write - 1)
     shared.reload()  # this process's copy of the dataset predates the run
     assert shared.load_run_results("ka") is None
@@ -113,7 +113,7 @@ def test_killed_run_is_interrupted_and_resumes_to_the_whole(shared, tmp_path, ki
     results = cam_core.compute_cams(shared, models.resnet18(), run_key="ka", transforms=small(), batch_size=4,
                                     output_dir=out, skip_existing=True, **KW)
     assert results.num_samples == 16 and results.num_skipped == 0
-    assert cam_core.run_state(shared, "ka").state == "complete"
+    assert cam_core.run_status(shared, "ka").state == "complete"
     resumed = check_whole(shared, "ka", out)
 
     # the same maps as a run that was never killed
@@ -141,7 +141,7 @@ def test_two_processes_two_keys_at_once(shared, tmp_path):
     assert all(r.get("ok") for r in results), results
     for k in ("pa", "pb"):
         check_whole(shared, k, str(tmp_path / k))
-        assert cam_core.run_state(shared, k).state == "complete"
+        assert cam_core.run_status(shared, k).state == "complete"
     shared.first(), list(shared)
 
 
@@ -166,16 +166,16 @@ def test_continuing_a_running_run_is_refused_with_its_holder(shared, tmp_path):
     proc = child(dict(dataset=shared.name, run_key="live", kwargs=dict(KW, output_dir=out), sleep=1.0), wait=False)
     try:
         wait_for(lambda: "live" in cam_core.runs.state.stored_run_keys(shared)
-                 and cam_core.run_state(shared, "live").num_samples >= 4)
+                 and cam_core.run_status(shared, "live").num_samples >= 4)
         # this process loaded the dataset before the run existed: its check reads the database
         with pytest.raises(cam_core.CamArgumentError, match=f"being computed now by process {proc.pid}"):
             cam_core.compute_cams(shared, models.resnet18(), run_key="live", transforms=small(), batch_size=4,
                                   output_dir=out, skip_existing=True, **KW)
-        assert cam_core.run_state(shared, "live").state == "running"
+        assert cam_core.run_status(shared, "live").state == "running"
     finally:
         res = finish(proc)
     assert res.get("ok"), res
-    assert cam_core.run_state(shared, "live").state == "complete"
+    assert cam_core.run_status(shared, "live").state == "complete"
     check_whole(shared, "live", out)
 
 
@@ -183,7 +183,7 @@ def test_concurrent_edit_of_another_field(shared, tmp_path):
     out = str(tmp_path / "ed")
     proc = child(dict(dataset=shared.name, run_key="ed", kwargs=dict(KW, output_dir=out), sleep=0.8), wait=False)
     wait_for(lambda: "ed" in cam_core.runs.state.stored_run_keys(shared)
-             and cam_core.run_state(shared, "ed").num_samples >= 4)
+             and cam_core.run_status(shared, "ed").num_samples >= 4)
     shared.reload()
     shared.set_values("reviewer_note", [f"note {i}" for i in range(len(shared))])  # a new field, mid-run
     res = finish(proc)
@@ -237,7 +237,7 @@ def test_disk_full_fails_the_run_with_its_cause_and_resumes(shared, small_disk):
         cam_core.compute_cams(shared, models.resnet18(), run_key="full", transforms=small(), batch_size=4,
                               output_dir=out, **KW)
     assert out in str(e.value)
-    state = cam_core.run_state(shared, "full")
+    state = cam_core.run_status(shared, "full")
     assert state.state == "failed" and "No space left" in state.error
     shared.reload()
     written = [p for f in fields_of("full") for p in shared.values(f"{f}.map_path")]
@@ -250,7 +250,7 @@ def test_disk_full_fails_the_run_with_its_cause_and_resumes(shared, small_disk):
     subprocess.run(["mount", "-o", "remount,size=4m", small_disk], check=True)  # space freed
     res = cam_core.compute_cams(shared, models.resnet18(), run_key="full", transforms=small(), batch_size=4,
                                 output_dir=out, skip_existing=True, **KW)
-    assert res.num_samples == 16 and cam_core.run_state(shared, "full").state == "complete"
+    assert res.num_samples == 16 and cam_core.run_status(shared, "full").state == "complete"
     check_whole(shared, "full", out)
 
 

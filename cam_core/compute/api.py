@@ -26,7 +26,7 @@ def compute_cams(
     skip_existing=False,
     progress=None,
     gt_field=None,
-    all_objects=False,
+    all_objects=True,
     iou_threshold=0.5,
     faithfulness=False,
 ):
@@ -85,8 +85,12 @@ def compute_cams(
             ``pointing_hit`` (the maximum lies inside an object) and ``iou``
             (the map thresholded at ``iou_threshold`` x its max against the
             objects), None where the sample has no such object
-        all_objects (False): score against every object of ``gt_field``
-            instead of those of the map's target class
+        all_objects (True): score against every object of ``gt_field``,
+            whatever the map's target class: where the model looks compared
+            with the objects in the image (a shortcut that makes the model
+            predict a wrong class is then found, not dropped). False: only the
+            objects of each map's target class (a sample with no object of
+            its predicted class then gets None for the region scores)
         iou_threshold (0.5): the threshold, relative to the map's max, for ``iou``
         faithfulness (False): also compute ``road`` per Heatmap: grad-cam's ROAD
             confidence change when the least relevant 20% of pixels are removed

@@ -41,6 +41,19 @@ def run(plan, progress=None, started=None):
             ``KeyboardInterrupt`` leaves it ``interrupted``)
     """
     started = time.time() if started is None else started
+    claim = open_run(plan)
+    try:
+        compute(plan, claim, progress, started)
+    except BaseException as e:
+        fail(claim, e)
+        raise
+    return close_run(plan, claim)
+
+
+def open_run(plan):
+    """Everything before the first batch: the output folder checked, an
+    overwritten run deleted, the key claimed, the run recorded, its fields
+    declared. Returns the :class:`cam_core.runs.state.Claim`."""
     dataset = plan.dataset
     if plan.storage == "png":
         check_writable(plan.output_dir)  # before anything is recorded
@@ -54,36 +67,60 @@ def run(plan, progress=None, started=None):
         if not registered:
             dataset.register_run(plan.run_key, plan.config(), overwrite=False)
         schema.declare(plan)
-        _compute(plan, claim, progress, started)
-    except KeyboardInterrupt:
-        claim.finish(state.INTERRUPTED, "interrupted by the user (KeyboardInterrupt)")
-        raise
     except BaseException as e:
-        claim.finish(state.FAILED, f"{type(e).__name__}: {e}")
+        fail(claim, e)
         raise
-    # the samples holding every field of the run, counted: a continuation
-    # that recomputes a sample whose maps were removed does not count it twice
-    complete = dataset.match(F.all([F(f).exists() for f in plan.all_fields()])).count()
-    claim.finish(state.COMPLETE, num_samples=complete)
+    return claim
 
+
+def fail(claim, error):
+    """Stores how a run (or shard) ended early: ``interrupted`` for a
+    KeyboardInterrupt, else ``failed`` with the error."""
+    if isinstance(error, KeyboardInterrupt):
+        claim.finish(state.INTERRUPTED, "interrupted by the user (KeyboardInterrupt)")
+    else:
+        claim.finish(state.FAILED, f"{type(error).__name__}: {error}")
+
+
+def complete_count(plan, samples=None):
+    """The samples (of ``samples``, default the dataset) holding every field
+    of the run, counted: a continuation that recomputes a sample whose maps
+    were removed does not count it twice."""
+    samples = plan.dataset if samples is None else samples
+    return samples.match(F.all([F(f).exists() for f in plan.all_fields()])).count()
+
+
+def close_run(plan, claim):
+    """Marks the run complete and saves its results (counted over the run and its continuations)."""
+    claim.finish(state.COMPLETE, num_samples=complete_count(plan))
     done = claim.read(plan.run_key)
+    return save_results(plan.dataset, plan.run_key, done, list(plan.fields))
+
+
+def save_results(dataset, run_key, done, fields):
+    """Saves a :class:`cam_core.runs.CamRunResults` from a run's status and logs its summary."""
+    dataset.reload()  # the run record as stored (another process may have saved results)
     results = CamRunResults(
-        dataset, dataset.get_run_info(plan.run_key).config, plan.run_key, num_samples=done.num_samples,
-        num_skipped=done.num_skipped, skipped=done.skipped, fields=list(plan.fields), seconds=done.seconds,
+        dataset, dataset.get_run_info(run_key).config, run_key, num_samples=done.num_samples,
+        num_skipped=done.num_skipped, skipped=done.skipped, fields=fields, seconds=done.seconds,
     )
-    dataset.save_run_results(plan.run_key, results, overwrite=True)
+    dataset.save_run_results(run_key, results, overwrite=True)
     logger.info("cam_core: %s", results.summary())
     return results
 
 
-def _compute(plan, claim, progress, started):
+def compute(plan, claim, progress, started, only_ids=None):
+    """The batch loop of a claimed run: ``plan.samples`` (when resuming, those
+    missing a field), decoded, explained and stored batch by batch; with
+    ``only_ids`` a shard sweeps only its own samples' files."""
     dataset = plan.dataset
     todo = plan.samples
     if plan.resume:
         todo = todo.match(F.any([~F(f).exists() for f in plan.all_fields()]))
         if plan.storage == "png":  # files a crash wrote but never referenced
-            referenced = [p for f in plan.fields for p in dataset.values(f"{f}.map_path") if p]
-            swept = sweep_unreferenced(plan.output_dir, plan.fields, referenced)
+            source = dataset if only_ids is None else plan.samples
+            referenced = [p for f in plan.fields for p in source.values(f"{f}.map_path") if p]
+            swept = sweep_unreferenced(plan.output_dir, plan.fields, referenced, only_ids)
             if swept:
                 logger.info("cam_core: removed %d map files left unreferenced by an earlier crash", swept)
     ids, paths = todo.values(["id", "filepath"])

@@ -166,11 +166,16 @@ def run_map_files(output_dir, fields):
     return found
 
 
-def sweep_unreferenced(output_dir, fields, referenced):
+def sweep_unreferenced(output_dir, fields, referenced, only_ids=None):
     """Deletes a run's map files that no sample references (left by a crash
-    between writing files and the database update); returns how many."""
+    between writing files and the database update); returns how many.
+    With ``only_ids``, only files of those samples are considered (a shard
+    must not touch the files other shards are writing)."""
     referenced = set(referenced)
     stale = [p for p in run_map_files(output_dir, fields) if p not in referenced]
+    if only_ids is not None:
+        only_ids = set(only_ids)
+        stale = [p for p in stale if os.path.basename(p).split(".", 1)[0] in only_ids]
     remove_map_files(stale)
     return len(stale)
 

@@ -13,7 +13,8 @@ The record's classes are stored by the path ``cam_core.runs.<class>``, so
 they are importable from here.
 """
 from .record import CamRun, CamRunConfig, CamRunResults, list_cam_runs, run_config
-from .state import RunState, run_state
+from .shards import run_status
+from .state import RunStatus
 
 __all__ = [
     "CamRun",
@@ -21,6 +22,6 @@ __all__ = [
     "CamRunResults",
     "list_cam_runs",
     "run_config",
-    "run_state",
-    "RunState",
+    "run_status",
+    "RunStatus",
 ]

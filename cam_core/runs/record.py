@@ -40,6 +40,8 @@ class CamRunConfig(fors.RunConfig):
         all_objects: whether every object counted, not only the target class's
         iou_threshold: the relative map level of ``iou``
         faithfulness: whether ROAD was computed
+        scorings: the named scorings added later (:func:`cam_core.score_regions`
+            with ``name=``): ``{name: {"gt_field", "all_objects", "iou_threshold"}}``
         assumed_stretch: the preprocessing step whose change of size was
             taken as a stretch (its geometry is unknown), or None
         versions: the library versions that computed the maps
@@ -48,7 +50,7 @@ class CamRunConfig(fors.RunConfig):
     def __init__(self, model=None, model_kwargs=None, layers=None, methods=None, target="prediction",
                  target_class=None, transforms=None, default_transforms=False, classes=None, storage="png",
                  output_dir=None, fields=None, agreement_field=None, gt_field=None, all_objects=False,
-                 iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, **kwargs):
+                 iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, scorings=None, **kwargs):
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
         self.layers = list(layers or [])
@@ -68,6 +70,7 @@ class CamRunConfig(fors.RunConfig):
         self.faithfulness = bool(faithfulness)
         self.assumed_stretch = assumed_stretch
         self.versions = dict(versions or {})
+        self.scorings = dict(scorings or {})
         kwargs.setdefault("method", "cam")
         super().__init__(**kwargs)
 

@@ -36,6 +36,7 @@ HEARTBEAT_S = 10.0
 STALE_S = 60.0
 
 RUNNING, COMPLETE, FAILED, INTERRUPTED = "running", "complete", "failed", "interrupted"
+QUEUED, SHARDED = "queued", "sharded"  # a shard waiting for a worker; a run split into shards
 
 
 def _collection():
@@ -51,7 +52,7 @@ def _doc_id(dataset, run_key):
 
 
 @dataclass
-class RunState:
+class RunStatus:
     """What a run is doing or did, as any process sees it.
 
     Attributes:
@@ -65,6 +66,9 @@ class RunState:
         holder: ``"host:pid"`` of the process that runs (or last ran) it
         started / updated: when it was first claimed / last heard from (UTC)
         output_dir: where its map files are written
+        shards: a run queued as several jobs (:func:`cam_core.queue_cams`):
+            per shard ``{"shard", "state", "num_samples", "holder", "op_id", "error"}``;
+            empty for a run computed by one call
     """
 
     run_key: str
@@ -78,6 +82,7 @@ class RunState:
     started: datetime.datetime = None
     updated: datetime.datetime = None
     output_dir: str = None
+    shards: list = field(default_factory=list)
 
 
 def _alive(doc):
@@ -102,32 +107,12 @@ def _state_of(doc, run_key):
         state = INTERRUPTED
     owner = doc.get("owner") or {}
     skipped = list((doc.get("skipped") or {}).values())
-    return RunState(
+    return RunStatus(
         run_key=run_key, state=state, error=doc.get("error"), num_samples=int(doc.get("num_samples", 0)),
         num_skipped=len(skipped), skipped=skipped, seconds=round(float(doc.get("seconds", 0.0)), 3),
         holder=f"{owner.get('host')}:{owner.get('pid')}" if owner else None, started=doc.get("started"),
         updated=doc.get("heartbeat"), output_dir=doc.get("output_dir"),
     )
-
-
-def run_state(samples, run_key):
-    """The state of one CAM run of ``samples``' dataset, read from the
-    database (never from this process's cached copy of the dataset).
-
-    Returns:
-        a :class:`RunState`; ``state == "unknown"`` for a run recorded before
-        run states existed (it has no state document)
-
-    Raises:
-        CamArgumentError: (``run_key``) when the dataset has no such run
-    """
-    dataset = samples._root_dataset
-    doc = _collection().find_one({"_id": _doc_id(dataset, run_key)})
-    if doc is None:
-        if run_key not in stored_run_keys(dataset):
-            raise CamArgumentError("run_key", f"no run '{run_key}' on dataset '{dataset.name}'")
-        return RunState(run_key=run_key, state="unknown")
-    return _state_of(doc, run_key)
 
 
 def stored_run_keys(dataset):
@@ -259,13 +244,10 @@ def check_deletable(dataset, run_key):
                        f"{doc['owner']['host']}; stop it before deleting the run")
 
 
-def forget(dataset, run_key, token=None):
-    """Removes a run's state document (unless ``token`` is given and someone
-    else holds it)."""
-    query = {"_id": _doc_id(dataset, run_key)}
-    if token is not None:
-        query["owner.token"] = token
-    _collection().delete_one(query)
+def forget(dataset, run_key):
+    """Removes a run's state document and those of its shards."""
+    doc_id = _doc_id(dataset, run_key)
+    _collection().delete_many({"$or": [{"_id": doc_id}, {"parent": doc_id}]})
 
 
 def forget_id(doc_id):
@@ -274,14 +256,16 @@ def forget_id(doc_id):
 
 
 def rename(dataset, run_key, new_key):
-    """Moves a run's state document to its new key."""
+    """Moves a run's state document (and its shards') to its new key."""
     coll = _collection()
-    doc = coll.find_one({"_id": _doc_id(dataset, run_key)})
-    if doc is None:
-        return
-    doc.update({"_id": _doc_id(dataset, new_key), "run_key": new_key})
-    coll.insert_one(doc)
-    coll.delete_one({"_id": _doc_id(dataset, run_key)})
+    old_id, new_id = _doc_id(dataset, run_key), _doc_id(dataset, new_key)
+    for doc in coll.find({"$or": [{"_id": old_id}, {"parent": old_id}]}):
+        old = doc["_id"]
+        doc.update({"_id": new_id + old[len(old_id):], "run_key": new_key})
+        if "parent" in doc:
+            doc["parent"] = new_id
+        coll.insert_one(doc)
+        coll.delete_one({"_id": old})
 
 
 def orphaned_states():

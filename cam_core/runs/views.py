@@ -1,4 +1,5 @@
 """Views of a run's samples ordered by a heatmap score."""
+import logging
 import numbers
 
 from fiftyone import ViewField as F
@@ -7,6 +8,9 @@ from ..errors import CamArgumentError
 from ..labels import check_classification_field
 from ..scoring.names import REGION_SCORES, SCORES
 from .record import run_config
+from .rescore import scored_name
+
+logger = logging.getLogger(__name__)
 
 
 def run_field(config, run_key, field):
@@ -34,13 +38,17 @@ def check_score(score):
         raise CamArgumentError("score", f"unknown score '{score}'; scores: {', '.join(SCORES)}")
 
 
-def _check_carried(samples, field, score):
+def _check_carried(samples, field, score, scoring=None, param="score"):
+    if scoring is not None and score in REGION_SCORES:
+        if f"{field}.{scored_name(score, scoring)}" not in samples.get_field_schema(flat=True):
+            raise CamArgumentError(param, f"maps of '{field}' have no score '{score}' of scoring '{scoring}'")
+        return
     present = map_scores(samples, field)
     if score not in present:
         hint = "" if REGION_SCORES[0] in present else (
             f" ({', '.join(REGION_SCORES)} come from scoring the run against objects)")
         raise CamArgumentError(
-            "score", f"maps of '{field}' have no score '{score}'; their scores: {', '.join(present) or 'none'}{hint}")
+            param, f"maps of '{field}' have no score '{score}'; their scores: {', '.join(present) or 'none'}{hint}")
 
 
 def _check_bounds(min_value, max_value):
@@ -56,7 +64,7 @@ def _check_bounds(min_value, max_value):
 
 
 def check_sort_args(samples, run_key, score="mass_inside", field=None, min_value=None, max_value=None,
-                    reverse=False, correct_field=None, view_name=None):
+                    reverse=False, correct_field=None, view_name=None, then_by=None, scoring=None):
     """Checks :func:`sort_by_score`' arguments as it does, saving nothing.
 
     Returns:
@@ -67,8 +75,15 @@ def check_sort_args(samples, run_key, score="mass_inside", field=None, min_value
     """
     config = run_config(samples, run_key)
     field = run_field(config, run_key, field)
+    if scoring is not None and scoring not in config.scorings:
+        named = ", ".join(config.scorings) or "none (add one with score_regions(..., name=...))"
+        raise CamArgumentError("scoring", f"run '{run_key}' has no scoring '{scoring}'; its named scorings: {named}")
     check_score(score)
-    _check_carried(samples, field, score)
+    _check_carried(samples, field, score, scoring)
+    if then_by is not None:
+        if then_by not in SCORES:
+            raise CamArgumentError("then_by", f"unknown score '{then_by}'; scores: {', '.join(SCORES)}")
+        _check_carried(samples, field, then_by, scoring, param="then_by")
     _check_bounds(min_value, max_value)
     if correct_field is not None:
         check_classification_field(samples, correct_field, "correct_field")
@@ -78,7 +93,7 @@ def check_sort_args(samples, run_key, score="mass_inside", field=None, min_value
 
 
 def sort_by_score(samples, run_key, score="mass_inside", field=None, min_value=None, max_value=None,
-                  reverse=False, correct_field=None, view_name=None):
+                  reverse=False, correct_field=None, view_name=None, then_by=None, scoring=None):
     """Samples of a run sorted by one score of one Heatmap field.
 
     For example, correct predictions where the model looked outside the
@@ -97,15 +112,25 @@ def sort_by_score(samples, run_key, score="mass_inside", field=None, min_value=N
             map's ``target_label`` equals its label (correct predictions when the
             run's target is the prediction)
         view_name (None): also save the view on the dataset under this new name
+        then_by (None): a second score that orders samples tied on ``score``
+            (``pointing_hit`` is true or false for many); ties left are in id order
+        scoring (None): a named scoring (:func:`cam_core.score_regions` with
+            ``name=``) whose region scores to sort by; None: the run's own
 
     Returns:
-        a ``DatasetView`` without the samples that have no such score
+        a ``DatasetView`` without the samples that have no such score; how
+        many were left out and why is logged (logger ``cam_core.runs.views``,
+        WARNING) and given by :func:`missing_scores`
 
     Raises:
         CamArgumentError: naming the refused parameter, before anything is saved
     """
-    field = check_sort_args(samples, run_key, score, field, min_value, max_value, reverse, correct_field, view_name)
-    path = f"{field}.{score}"
+    field = check_sort_args(samples, run_key, score, field, min_value, max_value, reverse, correct_field, view_name,
+                            then_by, scoring)
+    path = _path(field, score, scoring)
+    missing, why = missing_scores(samples, run_key, score, field, scoring)
+    if missing:
+        logger.warning("sort_by_score: %d sample(s) have no %s and are left out: %s", missing, score, why)
     view = samples.match(F(path) != None)  # noqa: E711 (a MongoDB expression, not a Python test)
     if min_value is not None:
         view = view.match(F(path) >= min_value)
@@ -113,7 +138,35 @@ def sort_by_score(samples, run_key, score="mass_inside", field=None, min_value=N
         view = view.match(F(path) <= max_value)
     if correct_field is not None:
         view = view.match(F(f"{field}.target_label") == F(f"{correct_field}.label"))
-    view = view.sort_by(path, reverse=reverse)
+    order = -1 if reverse else 1
+    keys = [(path, order)] + ([(_path(field, then_by, scoring), order)] if then_by else []) + [("_id", 1)]
+    view = view.sort_by(keys)
     if view_name:
         samples._root_dataset.save_view(view_name, view, description=f"CAM run '{run_key}' sorted by {score}")
     return view
+
+
+def _path(field, score, scoring):
+    return f"{field}.{scored_name(score, scoring) if score in REGION_SCORES else score}"
+
+
+def missing_scores(samples, run_key, score="mass_inside", field=None, scoring=None):
+    """How many samples :func:`sort_by_score` leaves out for a missing score, and why.
+
+    Returns:
+        ``(count, reason)``: the samples without the map, or whose map has
+        no value for the score, and a sentence saying why such values are missing
+    """
+    config = run_config(samples, run_key)
+    field = run_field(config, run_key, field)
+    path = _path(field, score, scoring)
+    count = samples.match(F(path) == None).count()  # noqa: E711 (a MongoDB expression)
+    if score in REGION_SCORES:
+        opts = config.scorings.get(scoring) if scoring else {"gt_field": config.gt_field, "all_objects": config.all_objects}
+        whose = ("the sample has no object" if opts.get("all_objects") else
+                 "the sample has no object of the map's target class (score with all_objects=True to compare "
+                 "with every object whatever the prediction)")
+        reason = f"{score} is None where {whose} in '{opts.get('gt_field')}', or the map is empty"
+    else:
+        reason = f"{score} is None where the map is empty (all zeros) or the sample has no map"
+    return count, reason

@@ -1,0 +1,180 @@
+"""One run over many workers: :func:`queue_cams` splits a run into shards
+queued as delegated operations, which any ``fiftyone delegated launch``
+worker (on any machine sharing the database) executes with
+:func:`run_shard`; :func:`resume_run` re-queues the shards a dead worker left.
+
+FiftyOne's open-source build gives one delegated operation to one worker and
+does not split an operation itself, so the split is ours: one operation per
+shard. A shard is a contiguous range of the collection's sample ids (sorted),
+fixed when the run is queued.
+"""
+import fiftyone.core.view as fov
+from bson import ObjectId
+from fiftyone import ViewField as F
+
+from ..errors import CamArgumentError, CamArgumentTypeError
+from ..models.registry import check_shareable
+from ..runs import shards, state
+from . import checks, runner
+from .api import check_compute_args
+
+SHARD_OPERATOR = "@fiftyone-cam/cam/compute_cam_shard"
+
+
+def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
+    """Queues a CAM run as ``num_shards`` delegated operations, one per shard
+    of the samples, for ``fiftyone delegated launch`` workers to pick up.
+
+    Everything is checked here first, exactly as :func:`cam_core.compute_cams`
+    checks it; the run is then recorded once (its key claimed, its fields
+    declared), so :func:`cam_core.run_status` follows it from any process.
+
+    Args:
+        samples: a ``fo.Dataset`` or view of images
+        model: a name every worker can build: a registered factory's name
+            (:func:`cam_core.register_factory`) or a library name such as
+            ``"torchvision:resnet50"`` (not a Python object, nor a model
+            registered in this process only)
+        num_shards (2): how many operations to queue, from 1 to the number
+            of samples
+        delegation_target (None): the orchestrator to queue them on
+        **kwargs: :func:`cam_core.compute_cams`' keywords (``layers``,
+            ``methods``, ``run_key``, ``device`` (``"auto"``: each worker's own
+            GPU), ...), but no ``transforms`` (they come with the model)
+
+    Returns:
+        the ids of the queued operations, one per shard
+
+    Raises:
+        CamArgumentError: naming the refused parameter, before anything is queued
+    """
+    if not isinstance(model, str):
+        raise CamArgumentTypeError(
+            "model", f"queue_cams needs a model every worker can build by name: a registered factory "
+                     f"(cam_core.register_factory) or a library name such as 'torchvision:resnet50'; got a "
+                     f"{type(model).__name__}, which cannot be sent to other processes")
+    check_shareable(model)
+    if kwargs.get("skip_existing"):
+        raise CamArgumentError("skip_existing", "a queued run is continued with cam_core.resume_run(dataset, run_key)")
+    for key in ("transforms", "progress"):
+        if kwargs.get(key) is not None:
+            raise CamArgumentError(key, f"queue_cams takes no {key}: register a factory that returns a CamModel "
+                                        f"with its transforms, so every worker builds the same")
+    plan = check_compute_args(samples, model, **kwargs)
+    count = checks.exact_count(plan.samples)
+    if isinstance(num_shards, bool) or not isinstance(num_shards, int) or not 1 <= num_shards <= count:
+        raise CamArgumentError(
+            "num_shards", f"num_shards must be an integer from 1 to the number of samples ({count}); got {num_shards!r}")
+    ids = sorted(plan.samples.values("id"))
+    size, extra = divmod(len(ids), num_shards)
+    bounds, start = [], 0
+    for i in range(num_shards):
+        end = start + size + (1 if i < extra else 0)
+        bounds.append((ids[start], ids[end - 1]))
+        start = end
+
+    claim = runner.open_run(plan)
+    arguments = {k: v for k, v in kwargs.items() if k not in ("overwrite", "skip_existing")}
+    arguments.update(model=model, run_key=plan.run_key, view=_stages(plan.samples))
+    shards.create(plan.dataset, plan.run_key, bounds, arguments)
+    claim.finish(state.SHARDED)
+    return [_queue(plan.dataset, plan.run_key, i, delegation_target) for i in range(num_shards)]
+
+
+def _stages(samples):
+    return samples._serialize() if isinstance(samples, fov.DatasetView) else []
+
+
+def _queue(dataset, run_key, shard, delegation_target):
+    import fiftyone.operators as foo
+
+    result = foo.execute_operator(SHARD_OPERATOR, ctx={"dataset": dataset}, params={"run_key": run_key, "shard": shard},
+                                  request_delegation=True, delegation_target=delegation_target)
+    if result.error:
+        raise RuntimeError(f"queueing shard {shard} of run '{run_key}' failed: {result.error}")
+    op_id = result.result["id"]
+    shards.set_op(dataset, run_key, shard, op_id)
+    return str(op_id)
+
+
+def shard_samples(dataset, run_key, shard):
+    """The samples of one shard: the queued collection within the shard's id range."""
+    doc, sdoc = shards.run_doc(dataset, run_key), shards.shard_doc(dataset, run_key, shard)
+    if doc is None or not doc.get("num_shards") or sdoc is None:
+        raise CamArgumentError("run_key", f"run '{run_key}' of dataset '{dataset.name}' has no shard {shard}")
+    stages = doc["arguments"]["view"]
+    base = fov.DatasetView._build(dataset, stages) if stages else dataset
+    return base.match((F("_id") >= ObjectId(sdoc["lo"])) & (F("_id") <= ObjectId(sdoc["hi"])))
+
+
+def run_shard(dataset, run_key, shard, progress=None):
+    """Computes one shard of a queued run (what a worker's operation does):
+    only its samples still missing a field, with the run's arguments.
+    Completing the last shard completes the run and saves its results.
+
+    Returns:
+        the shard's :class:`cam_core.RunStatus` (``state`` ``"complete"``),
+        or None when the shard was complete already
+
+    Raises:
+        CamArgumentError: (``run_key``) when a live process holds the shard
+    """
+    import time
+
+    started = time.time()
+    arguments = dict(shards.run_doc(dataset, run_key)["arguments"])
+    samples = shard_samples(dataset, run_key, shard)
+    arguments.pop("view")
+    plan = check_compute_args(samples, arguments.pop("model"), skip_existing=True, **arguments)
+    claim = shards.claim_shard(dataset, run_key, shard)
+    if claim is None:
+        return None
+    try:
+        runner.compute(plan, claim, progress, started, only_ids=set(samples.values("id")))
+    except BaseException as e:
+        runner.fail(claim, e)
+        raise
+    claim.finish(state.COMPLETE, num_samples=runner.complete_count(plan, samples))
+    status = shards.run_status(dataset, run_key)
+    if status.state == state.COMPLETE:  # the last shard: the run's results, summed
+        runner.save_results(dataset, run_key, status, list(plan.fields))
+    return claim.read(run_key)
+
+
+def resume_run(samples, run_key, delegation_target=None):
+    """Re-queues the shards of a queued run that are not complete and whose
+    worker is gone (killed, failed); each computes only its missing samples.
+
+    Returns:
+        the ids of the operations queued (empty when nothing was left to do)
+
+    Raises:
+        CamArgumentError: (``run_key``) for a run that was not queued as shards
+            (continue it with ``compute_cams(..., skip_existing=True)``)
+    """
+    dataset = samples._root_dataset
+    doc = shards.run_doc(dataset, run_key)
+    if doc is None or not doc.get("num_shards"):
+        raise CamArgumentError(
+            "run_key", f"run '{run_key}' was not queued as shards; continue it with "
+                       f"compute_cams(..., run_key='{run_key}', skip_existing=True)")
+    queued = []
+    for sdoc in shards.shard_docs(dataset, run_key):
+        stuck = sdoc["state"] == state.QUEUED and _operation_gone(sdoc.get("op_id"))
+        if (stuck or sdoc["state"] != state.QUEUED) and shards.requeue(dataset, run_key, sdoc["shard"]):
+            queued.append(_queue(dataset, run_key, sdoc["shard"], delegation_target))
+    return queued
+
+
+def _operation_gone(op_id):
+    """Whether a queued shard's operation can no longer run (failed, or deleted)."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    if op_id is None:
+        return True
+    try:
+        op = DelegatedOperationService().get(ObjectId(op_id))
+    except Exception:  # deleted
+        return True
+    return op is None or op.run_state == ExecutionRunState.FAILED
