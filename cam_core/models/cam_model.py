@@ -1,12 +1,13 @@
 """A model ready for CAMs: its module, transforms and classes, from whatever
 object the user has (a module, a FiftyOne ``TorchImageModel``, a CamModel)."""
 import logging
+import sys
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..errors import CamArgumentTypeError
+from ..errors import CamArgumentError, CamArgumentTypeError
 
 logger = logging.getLogger(__name__)
 
@@ -54,26 +55,37 @@ def from_object(model, transforms=None, classes=None):
     Args:
         model: a :class:`CamModel`, a ``torch.nn.Module`` (its ``transforms``
             and ``classes`` attributes are used when present), or a FiftyOne
-            ``TorchImageModel`` (its ``_model``, ``transforms``, ``classes``)
+            ``TorchImageModel`` (its ``_model``, ``transforms``, and its class
+            names in output order: from its ``mask_targets`` when they map
+            output indices to names, as a zoo segmenter's do, else its
+            ``classes``). A ``torch.compile``d module is replaced by its
+            original module (hooks need eager mode; layer names are the
+            original's: ``layer4``, not ``_orig_mod.layer4``)
         transforms (None): overrides the model's transforms
         classes (None): overrides the model's class names
 
     Returns:
         a :class:`CamModel`
+
+    Raises:
+        CamArgumentError: (``model``) for a model of another type, or one
+            with a ``torch.compile``d submodule
     """
     if isinstance(model, CamModel):
         out = CamModel(model.module, model.transforms, model.classes, model.name, dict(model.kwargs),
                        model.default_transforms)
     elif isinstance(model, nn.Module):
-        out = CamModel(model, getattr(model, "transforms", None), getattr(model, "classes", None), type(model).__name__)
+        module = uncompiled(model)
+        out = CamModel(module, getattr(model, "transforms", None), getattr(model, "classes", None), type(module).__name__)
     elif isinstance(getattr(model, "_model", None), nn.Module):  # FiftyOne TorchImageModel
-        out = CamModel(model._model, getattr(model, "transforms", None), getattr(model, "classes", None), type(model).__name__)
+        out = CamModel(model._model, getattr(model, "transforms", None), output_order_classes(model), type(model).__name__)
     else:
         raise CamArgumentTypeError(
             "model",
             f"model must be a torch.nn.Module, a FiftyOne TorchImageModel, a CamModel or a "
             f"name like 'torchvision:resnet50'; got {type(model).__name__}"
         )
+    out.module = uncompiled(out.module)
     if transforms is not None:
         out.transforms = transforms
     if classes is not None:
@@ -92,3 +104,73 @@ def from_object(model, transforms=None, classes=None):
         out.default_transforms = True
         logger.warning("model carries no transforms: using ImageNet preprocessing (resize 256, centre crop 224)")
     return out
+
+
+def output_order_classes(model):
+    """A FiftyOne ``TorchImageModel``'s class names indexed like its outputs.
+
+    Its ``classes`` are sorted by name when they come from ``mask_targets``
+    (a zoo segmenter: 'aeroplane', 'background', ...); its ``mask_targets``
+    map mask values to names, and a mask value is the output index (plus 1
+    with ``no_background_cls``). Other models, and mask targets that are not
+    indices (RGB colours), keep ``classes``.
+    """
+    classes = getattr(model, "classes", None)
+    targets = getattr(model, "mask_targets", None)
+    if not isinstance(targets, dict) or not targets:
+        return None if classes is None else list(classes)
+    try:
+        values = {int(k): v for k, v in targets.items()}  # int keys, or digit strings from a JSON config
+    except (TypeError, ValueError):
+        return None if classes is None else list(classes)
+    offset = 1 if _no_background_cls(model) else 0
+    values = {k - offset: v for k, v in values.items() if k >= offset}
+    if not values:
+        return None if classes is None else list(classes)
+    # an index the mask targets skip is named by its number, as cam_core names unnamed outputs
+    return [str(values[i]) if i in values else str(i) for i in range(max(values) + 1)]
+
+
+def _no_background_cls(model):
+    flag = getattr(getattr(model, "_output_processor", None), "no_background_cls", None)
+    if flag is None:
+        args = getattr(getattr(model, "config", None), "output_processor_args", None) or {}
+        flag = args.get("no_background_cls", False)
+    return bool(flag)
+
+
+def uncompiled(module):
+    """The original module of a ``torch.compile``d one (``OptimizedModule``), else ``module``.
+
+    CAMs hook the model's layers and differentiate with respect to their
+    outputs, which needs eager mode; the original module shares the compiled
+    one's parameters and gives the same scores.
+
+    Raises:
+        CamArgumentError: (``model``) for a model with a compiled submodule:
+            its layers cannot be hooked, and cam_core does not change the model
+    """
+    compiled = _optimized_module_type()
+    if compiled is None:  # nothing was ever compiled in this process
+        return module
+    if isinstance(module, compiled):
+        logger.warning(
+            "the model is a torch.compile'd module: CAMs run on its original, uncompiled module (hooks need "
+            "eager mode); its layers are named as in the original ('layer4', not '_orig_mod.layer4')"
+        )
+        return uncompiled(module._orig_mod)
+    inner = next((name for name, m in module.named_modules() if name and isinstance(m, compiled)), None)
+    if inner is not None:
+        raise CamArgumentError(
+            "model",
+            f"submodule '{inner}' is a torch.compile'd module (OptimizedModule): layers inside compiled code "
+            f"cannot be hooked for CAMs. Pass the model without compiling its parts (compiling the whole "
+            f"model is fine: cam_core then uses the original module)",
+        )
+    return module
+
+
+def _optimized_module_type():
+    # torch._dynamo is a heavy import; a compiled module exists only once it was imported
+    eval_frame = sys.modules.get("torch._dynamo.eval_frame")
+    return getattr(eval_frame, "OptimizedModule", None)

@@ -36,6 +36,8 @@ def _probe(model, transforms=None, classes=None, size=None):
     x = _probe_input(cam_model, size)
     try:
         return cam_model, _layers.probe_model(cam_model.module, x)
+    except CamArgumentError:
+        raise  # the input went through; what the model returned is refused, and says why
     except Exception as e:
         if size is None:
             h, w = x.shape[-2:]
