@@ -43,3 +43,18 @@ def test_agreement_batch_equals_numpy():
                 assert math.isnan(r[i, j])
             else:
                 assert float(r[i, j]) == pytest.approx(want, abs=1e-12)
+
+
+def test_stored_range_offsets_are_read_as_the_map():
+    # stored as 1 + 254 v where the model saw the image, 0 elsewhere
+    u8 = maps(2)
+    stored = np.where(u8 > 0, 1 + np.round(u8 / 255.0 * 254), 0).astype(np.uint8)
+    stored[:, :, :5] = 0  # unseen columns
+    got = shape_scores_batch(torch.from_numpy(stored), None, lo=1, hi=255)
+    for m, g in zip(stored, got):
+        want = shape_scores(np.clip((m.astype(float) - 1) / 254, 0, None))
+        for k in SHAPE_SCORES:
+            assert (g[k] is None) == (want[k] is None) and (g[k] is None or g[k] == pytest.approx(want[k], abs=1e-12))
+    r = agreement_batch(torch.from_numpy(stored), lo=1)
+    want = agreement([np.clip(stored[0].astype(float) - 1, 0, None), np.clip(stored[1].astype(float) - 1, 0, None)])
+    assert float(r[0, 1]) == pytest.approx(want, abs=1e-12)

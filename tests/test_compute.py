@@ -63,7 +63,7 @@ def test_fields_runs_and_maps(dataset, image_dir, tmp_path, caplog):
         if sample.filepath in [image_dir[b] for b in BAD]:
             assert all(sample[f] is None for f in fields)  # skipped, nothing half-written
             continue
-        assert heat.range == [0, 255] and heat.map is None
+        assert heat.range == [1, 255] and heat.map is None  # 0 is left for what the model never saw
         assert heat.map_path.startswith(str(tmp_path / "maps" / "cam_gradcam_layer4"))
         arr = np.asarray(Image.open(heat.map_path))
         assert arr.dtype == np.uint8 and arr.max() == 255
@@ -393,3 +393,47 @@ def test_show_run_gives_the_app_look_and_follows_rename_and_delete(dataset, imag
 
     dataset.delete_run("first")
     assert [g.name for g in dataset.app_config.sidebar_groups if g.name.startswith("cam: ")] == ["cam: one"]
+
+
+def test_maps_are_drawn_where_the_model_looked_and_empty_maps_are_marked(dataset, image_dir, tmp_path):
+    """The App draws 0 transparent: 0 is stored only outside the crop, the
+    map's own zeros are stored as 1 (range [1, 255]); a map with no mass is
+    marked ``empty``."""
+    import numpy as np
+    import torch
+    from PIL import Image
+    from torch import nn
+
+    class Dark(nn.Module):  # its 'dark' layer is all zeros: every map of it is empty
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 4, 3, padding=1)
+            nn.init.constant_(self.conv.weight, -1.0)
+            nn.init.constant_(self.conv.bias, -1.0)
+            self.dark = nn.ReLU()
+            self.bright = nn.Conv2d(3, 4, 3, padding=1)
+            self.head = nn.Linear(8, 3)
+
+        def forward(self, x):
+            a = self.dark(self.conv(x)).mean((2, 3))
+            b = torch.relu(self.bright(x)).mean((2, 3))
+            return self.head(torch.cat([a, b], 1))
+
+    torch.manual_seed(0)
+    add(dataset, image_dir, ["chelsea"])  # 451x300: the 64x64 centre crop leaves both sides unseen
+    cam_core.compute_cams(dataset, Dark(), layers=["dark", "bright"], methods="gradcam", transforms=small(),
+                          classes=["a", "b", "c"], output_dir=str(tmp_path))
+    sample = dataset.first()
+    dark, bright = sample["cam_gradcam_dark"], sample["cam_gradcam_bright"]
+    assert dark.range == [1, 255] and bright.range == [1, 255]
+    assert dark.empty is True and bright.empty is False
+    for heat in (dark, bright):
+        stored = np.asarray(Image.open(heat.map_path))
+        h, w = stored.shape  # the canvas at the model's scale: 96x64
+        left, right = stored[:, : (w - h) // 2 - 1], stored[:, (w + h) // 2 + 1 :]
+        assert (left == 0).all() and (right == 0).all()  # unseen: transparent
+        assert (stored[:, (w - h) // 2 + 1 : (w + h) // 2 - 1] >= 1).all()  # seen: drawn, zeros too
+    assert (np.asarray(Image.open(dark.map_path))[:, 20:60] == 1).all()
+    loaded = cam_core.load_map(bright)
+    assert loaded.min() == 0.0 and loaded.max() == 1.0
+    assert dataset.count_values("cam_gradcam_dark.empty") == {True: 1}  # filterable

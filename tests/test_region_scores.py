@@ -159,7 +159,7 @@ def test_agreement_between_methods_and_layers(scene_dataset):
     from cam_core.scoring import agreement
 
     sample = scene_dataset.first()
-    maps = {m: np.asarray(Image.open(sample[f"cam_{m}_features"].map_path), float) for m in ("hirescam", "layercam", "randomcam")}
+    maps = {m: cam_core.load_map(sample[f"cam_{m}_features"]) for m in ("hirescam", "layercam", "randomcam")}
     pairs = [("hirescam", "layercam"), ("hirescam", "randomcam"), ("layercam", "randomcam")]
     corr = [agreement([maps[a], maps[b]]) for a, b in pairs]
     expected = np.mean([c for c in corr if c is not None])  # a constant map correlates with nothing

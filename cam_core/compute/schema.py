@@ -19,7 +19,8 @@ import fiftyone.core.fields as fof
 import fiftyone.core.odm as foo
 import pymongo.errors
 
-from ..scoring.names import FAITHFULNESS_SCORES, MAP_SCALE, REGION_SCORES, SHAPE_SCORES, TARGET_ATTRIBUTES, TYPES
+from ..scoring.names import (EMPTY, FAITHFULNESS_SCORES, MAP_SCALE, REGION_SCORES, SHAPE_SCORES, TARGET_ATTRIBUTES,
+                             TYPES)
 
 LOCKS = "cam_core_locks"
 LOCK_TTL_S = 60.0
@@ -35,7 +36,7 @@ def _named(name, kind):
 def run_schema(plan):
     """``{field: fo field}`` of every field the run writes, with the score
     attributes each Heatmap carries."""
-    names = list(TARGET_ATTRIBUTES) + list(SHAPE_SCORES) + [MAP_SCALE]
+    names = list(TARGET_ATTRIBUTES) + list(SHAPE_SCORES) + [MAP_SCALE, EMPTY]
     if plan.gt_field:
         names += list(REGION_SCORES)
     if plan.faithfulness:

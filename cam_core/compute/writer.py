@@ -29,9 +29,9 @@ from pymongo import UpdateOne
 
 from ..engine.targets import class_name
 from ..labels import mask_targets_of
-from ..media.mapfiles import remove_map_files, write_png
+from ..media.mapfiles import STORED_RANGE, remove_map_files, to_float, write_png
 from ..scoring import agreement_batch, region_mask, region_scores, shape_scores_batch
-from ..scoring.names import MAP_SCALE
+from ..scoring.names import EMPTY, MAP_SCALE
 from . import schema
 
 
@@ -62,9 +62,13 @@ class PlacedBatch:
     skipped: list
 
 
-def to_uint8(cam):
-    """A [0, 1] float map (tensor) as uint8 in [0, 255], rounded as numpy rounds."""
-    return torch.clamp(torch.round(cam * 255.0), 0, 255).to(torch.uint8)
+def to_stored(cam, seen):
+    """A [0, 1] float map (tensor) as stored: ``1 + round(254 * v)`` where
+    the model saw the image (``seen``), 0 elsewhere (see
+    :data:`cam_core.media.mapfiles.STORED_RANGE`)."""
+    lo, hi = STORED_RANGE
+    values = lo + torch.clamp(torch.round(cam * float(hi - lo)), 0, hi - lo)
+    return torch.where(seen, values, torch.zeros_like(values)).to(torch.uint8)
 
 
 def place_batch(plan, group, result, road, objects, sample_ids):
@@ -85,10 +89,13 @@ def place_batch(plan, group, result, road, objects, sample_ids):
     keys = {f: tuple(k) for f, k in plan.fields.items()}
     for b, it in enumerate(group):
         # one sample's maps share its canvas: placed, converted and scored together on the device
-        stack = torch.stack([to_uint8(it.frame.place(torch.as_tensor(result.maps[k][b]))) for k in keys.values()])
+        cams = [torch.as_tensor(result.maps[k][b]) for k in keys.values()]
+        seen = it.frame.place(torch.ones_like(cams[0])) > 0  # what the model saw: drawn, even where 0
+        stack = torch.stack([to_stored(it.frame.place(c), seen) for c in cams])
         peaks = [float(result.peaks[k][b]) for k in keys.values()]
-        shape.append(dict(zip(keys, shape_scores_batch(stack, peaks))))
-        agree.append(_agreement(agreement_batch(stack), list(keys), plan.agreement_groups)
+        lo, hi = STORED_RANGE
+        shape.append(dict(zip(keys, shape_scores_batch(stack, peaks, lo, hi))))
+        agree.append(_agreement(agreement_batch(stack, lo), list(keys), plan.agreement_groups)
                      if plan.agreement_field else None)
         maps.append(dict(zip(keys, stack.cpu().numpy())))
         roads.append({f: road[k][b] for f, k in keys.items() if k in road})
@@ -114,17 +121,18 @@ def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None):
     labels = {}
     for f in plan.fields:
         a = dict(base, **placed.shape[b][f])
+        a[EMPTY] = a["spread"] is None  # no mass: the sidebar can find such maps
         if plan.gt_field:
             # scores describe the stored 8-bit map, so scoring it later gives the same values
-            cam = placed.maps[b][f] / 255.0
+            cam = to_float(placed.maps[b][f])
             if region is False:  # one region per sample, shared by its maps
                 region = region_mask(placed.objects[b], cam.shape, base["target_label"], c, plan.all_objects,
                                      mask_targets)
             a.update(region_scores(cam, region, plan.iou_threshold))
         if f in placed.road[b]:
             a["road"] = placed.road[b][f]
-        labels[f] = (fo.Heatmap(map_path=paths[f], range=[0, 255], **a) if png
-                     else fo.Heatmap(map=placed.maps[b][f], range=[0, 255], **a))
+        labels[f] = (fo.Heatmap(map_path=paths[f], range=list(STORED_RANGE), **a) if png
+                     else fo.Heatmap(map=placed.maps[b][f], range=list(STORED_RANGE), **a))
     if plan.agreement_field:
         labels[plan.agreement_field] = fo.DynamicEmbeddedDocument(**placed.agreement[b])
     if pending is not None:

@@ -65,35 +65,6 @@ def check_output_dir(output_dir, root=None):
     return resolved
 
 
-def to_uint8(cam):
-    """A [0, 1] float map as uint8 in [0, 255]."""
-    return np.clip(np.round(cam * 255.0), 0, 255).astype(np.uint8)
-
-
-def make_heatmap(cam, storage, path=None, **attributes):
-    """Builds one ``fo.Heatmap``.
-
-    Args:
-        cam: a (H, W) uint8 map (or a float map in [0, 1]), in the original
-            image's frame
-        storage: ``"png"`` (written to ``path``, referenced by ``map_path``) or
-            ``"inline"`` (the uint8 array in ``map``)
-        path: the PNG path, for ``"png"``
-        **attributes: scalar attributes stored on the label (target, scores)
-
-    Returns:
-        an ``fo.Heatmap`` with ``range=[0, 255]``
-
-    Raises:
-        MapWriteError: when the PNG cannot be written (nothing is left at ``path``)
-    """
-    arr = cam if cam.dtype == np.uint8 else to_uint8(cam)
-    if storage == "inline":
-        return fo.Heatmap(map=arr, range=[0, 255], **attributes)
-    write_png(arr, path)
-    return fo.Heatmap(map_path=path, range=[0, 255], **attributes)
-
-
 class MapWriteError(OSError):
     """A map file that could not be written (disk full, read-only, not a
     folder), with the path in its message."""
@@ -180,6 +151,20 @@ def sweep_unreferenced(output_dir, fields, referenced, only_ids=None):
     return len(stale)
 
 
+# How maps are stored: the App draws the value 0 transparent, so 0 is kept
+# for what the model never saw (outside its crop) and a map's values in [0, 1]
+# are stored as 1..255, with the Heatmap's range [1, 255]: the rest is visible,
+# an all-zero map included. Maps stored before (range [0, 255]) read the same way.
+STORED_RANGE = (1, 255)
+
+
+def to_float(arr, lo=STORED_RANGE[0], hi=STORED_RANGE[1]):
+    """Stored values as a float map in [0, 1]: ``(v - lo) / (hi - lo)``;
+    values below ``lo`` (outside what the model saw) are 0."""
+    arr = np.asarray(arr, dtype=np.float64)
+    return np.clip((arr - lo) / (hi - lo), 0.0, None) if hi > lo else arr
+
+
 def load_map(heatmap):
     """A stored Heatmap's map as a float array in [0, 1] (PNG or inline)."""
     if heatmap.map is not None:
@@ -188,7 +173,7 @@ def load_map(heatmap):
         with Image.open(heatmap.map_path) as img:
             arr = np.asarray(img, dtype=np.float64)
     lo, hi = heatmap.range if heatmap.range else (0.0, 255.0)
-    return (arr - lo) / (hi - lo) if hi > lo else arr
+    return to_float(arr, lo, hi)
 
 
 def remove_map_files(paths):

@@ -12,14 +12,15 @@ import torch
 from .names import SHAPE_SCORES
 
 
-def shape_scores_batch(cams, raw_peaks=None):
+def shape_scores_batch(cams, raw_peaks=None, lo=0, hi=255):
     """Shape scores of 8-bit maps of one size, from integer sums and each
     map's histogram of its 256 values (exact sums; only the entropy's
     logarithms are taken once per value, not once per pixel).
 
     Args:
-        cams: a (F, H, W) uint8 tensor, read as values / 255
+        cams: a (F, H, W) uint8 tensor, read as ``max(v - lo, 0) / (hi - lo)``
         raw_peaks (None): F raw peaks, returned as ``peak`` (see :func:`cam_core.scoring.shape_scores`)
+        lo, hi (0, 255): the stored range
 
     Returns:
         a list of F dicts of :data:`SHAPE_SCORES`, built-in floats or None
@@ -29,18 +30,19 @@ def shape_scores_batch(cams, raw_peaks=None):
     n, h, w = cams.shape
     dev, f64 = cams.device, torch.float64
     flat = cams.reshape(n, -1)
-    ints = flat.to(torch.int64)
+    ints = (flat.to(torch.int64) - lo).clamp_min(0)
+    scale = float(hi - lo)
     counts = torch.bincount((ints + 256 * torch.arange(n, device=dev)[:, None]).reshape(-1),
                             minlength=256 * n).reshape(n, 256).to(f64)
-    levels = torch.arange(256, dtype=f64, device=dev) / 255.0
+    levels = torch.arange(256, dtype=f64, device=dev) / scale
     total = counts @ levels
-    top = flat.max(1).values.to(f64) / 255.0
-    arg = flat.argmax(1)  # the first maximum in row-major order, as numpy's
+    top = ints.max(1).values.to(f64) / scale
+    arg = ints.argmax(1)  # the first maximum in row-major order, as numpy's
     cx = (torch.arange(w, dtype=f64, device=dev) + 0.5) / w
     cy = (torch.arange(h, dtype=f64, device=dev) + 0.5) / h
     grid = ints.reshape(n, h, w)
-    centroid_x = (grid.sum(1).to(f64) / 255.0 @ cx) / total
-    centroid_y = (grid.sum(2).to(f64) / 255.0 @ cy) / total
+    centroid_x = (grid.sum(1).to(f64) / scale @ cx) / total
+    centroid_y = (grid.sum(2).to(f64) / scale @ cy) / total
     spread = (counts * (levels[None, :] >= 0.5 * top[:, None])).sum(1) / (h * w)
     if h * w == 1:
         entropy = torch.zeros(n, dtype=f64, device=dev)
@@ -48,7 +50,7 @@ def shape_scores_batch(cams, raw_peaks=None):
         p = levels[None, :] / total[:, None]
         entropy = (-(counts * torch.special.xlogy(p, p)).sum(1) / math.log(h * w)).clamp(0, 1)
     band_h, band_w = math.ceil(h / 10), math.ceil(w / 10)
-    outside = grid[:, band_h : h - band_h, band_w : w - band_w].sum((1, 2)).to(f64) / 255.0
+    outside = grid[:, band_h : h - band_h, band_w : w - band_w].sum((1, 2)).to(f64) / scale
     inside = total - outside
     border = (inside / (inside + outside)).clamp(0, 1)
     peak_x = ((arg % w).to(f64) + 0.5) / w
@@ -64,19 +66,20 @@ def shape_scores_batch(cams, raw_peaks=None):
     return out
 
 
-def agreement_batch(cams):
+def agreement_batch(cams, lo=0):
     """Pearson correlations between every pair of 8-bit maps of one size,
     from exact integer sums: one Gram matrix of the raw values.
 
     Args:
-        cams: a (F, H, W) uint8 tensor
+        cams: a (F, H, W) uint8 tensor, read as ``max(v - lo, 0)``
+        lo (0): the stored range's lower end
 
     Returns:
         a (F, F) float64 CPU tensor; NaN where either map is constant
     """
     if cams.dtype != torch.uint8:
         raise TypeError(f"expected uint8 maps, got {cams.dtype}")
-    flat = cams.reshape(cams.shape[0], -1)
+    flat = (cams.reshape(cams.shape[0], -1).to(torch.int64) - lo).clamp_min(0)
     valid = flat.max(1).values != flat.min(1).values
     x = flat.to(torch.float64)  # integers: the Gram matrix and sums below are exact
     size = x.shape[1]

@@ -12,9 +12,11 @@ REGION_SCORES = ("mass_inside", "pointing_hit", "iou")
 FAITHFULNESS_SCORES = ("road",)
 # a map shrunk to a bounded size records by how much (cam_core.media.geometry.Frame.map_scale)
 MAP_SCALE = "map_scale"
+# a map with no mass (all zeros where the model saw the image), so the sidebar can find them
+EMPTY = "empty"
 
 # the type of each attribute, so a run declares them before its first write; the rest are floats
-TYPES = {"target_index": int, "target_label": str, "pointing_hit": bool}
+TYPES = {"target_index": int, "target_label": str, "pointing_hit": bool, "empty": bool}
 
 # every score a view can sort by or a form can offer, ground-truth scores first
 SCORES = REGION_SCORES + FAITHFULNESS_SCORES + SHAPE_SCORES + ("target_confidence",)
