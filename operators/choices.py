@@ -1,5 +1,6 @@
 """Form inputs that several operators share (a CAM run, one of its heatmap
-fields, one of its scores, a label field of some kinds) and the one way
+fields, one of its scores, a label field of some kinds, what to act on, a
+model's layers) and the one way
 every form checks what it was given: the engine's own check.
 
 Inputs offer only values the engine accepts. A value that arrived from
@@ -63,6 +64,30 @@ def dropdown(values):
     return view
 
 
+def layer_picker(facts):
+    """The layer picker of a model (a :class:`operators.models.ModelFacts`):
+    its explainable layers in :func:`layer_order`, each labelled with its
+    output shape. A typed name is kept, not dropped, so that an unknown one
+    reaches the engine's check, whose message names the closest layers."""
+    view = types.DropdownView(multiple=True, allow_user_input=True)
+    for info in layer_order(facts):
+        suggested = " (suggested)" if info.name in facts.default_layers else ""
+        shape = "x".join(str(d) for d in info.shape[1:])
+        view.add_choice(info.name, label=f"{info.name} [{shape}]{suggested}")
+    return view
+
+
+def layer_order(facts):
+    """A model's explainable layers in the order a picker offers them: the
+    suggested layers, then outer modules before the modules inside them
+    (``layer3`` before ``layer3.0`` before ``layer3.0.conv1``), each depth in
+    forward order. The App filters the list as the user types and keeps this
+    order: typing ``layer3`` shows the stage ``layer3`` first."""
+    suggested = set(facts.default_layers)
+    forward = {info.name: i for i, info in enumerate(facts.layers)}
+    return sorted(facts.layers, key=lambda info: (info.name not in suggested, info.name.count("."), forward[info.name]))
+
+
 def run_key(ctx, inputs, label, preselect=False):
     """The ``run_key`` input: one of the dataset's CAM runs.
 
@@ -113,21 +138,72 @@ def score(ctx, inputs, view, field, default, description):
     return ctx.params.get("score") or default
 
 
-def run_map_score(ctx, inputs, action, score_description):
+def run_map_score(ctx, inputs, action, score_description, default_target=None):
     """The start of the forms over one map of a run: what to act on (the
     dataset, the current view or the selected samples), the run, one of its
     heatmap fields and one of that field's scores (default ``mass_inside``).
+
+    Args:
+        default_target (None): the target preselected in the App (e.g.
+            ``"DATASET"``); None: FiftyOne's default, the most selective one
 
     Returns:
         ``(view, run_key, field, score)``: the target view and the choices
         (each None until there is one)
     """
-    inputs.view_target(ctx, action_description=action)
+    inputs.view_target(ctx, action_description=action, default_target=default_target)
+    if default_target:
+        preselect_target(ctx, default_target)
     view = ctx.target_view()
     key = run_key(ctx, inputs, "Run", preselect=True)
     field = key and run_field(ctx, inputs, key)
     chosen = field and score(ctx, inputs, view, field, "mass_inside", score_description)
     return view, key, field, chosen
+
+
+def preselect_target(ctx, default_target):
+    """Takes the form's preselected target when no ``view_target`` was sent,
+    so that the form's first rendering, its check and the execution all act
+    on what the form shows selected (FiftyOne's own rule for no choice is
+    the current view)."""
+    if chosen_target(ctx) is None:
+        default = types.Object().view_target(ctx, default_target=default_target).default
+        if default is not None:
+            # where FiftyOne carries the choice (ctx.target_view() reads it there)
+            ctx.request_params["view_target"] = default
+
+
+def chosen_target(ctx):
+    """The ``view_target`` sent with the request (FiftyOne moves it from the
+    operator's parameters to the request's), or None."""
+    return ctx.params.get("view_target") or ctx.request_params.get("view_target")
+
+
+def target_description(ctx, view):
+    """What a form acts on, in words: ``"the whole dataset 'name'"``, ``"the
+    current view"`` or ``"the selected samples"``."""
+    target = chosen_target(ctx)
+    if target is None:  # no choice sent: FiftyOne's rule, the view when there is one
+        target = collection_target(view)
+    whole = f"the whole dataset '{view._root_dataset.name}'"
+    return {
+        "DATASET": whole,
+        "DATASET_VIEW": whole,
+        "CURRENT_VIEW": "the current view",
+        "SELECTED_SAMPLES": "the selected samples",
+        "BASE_VIEW": "the base view",
+    }.get(target, "the chosen view")
+
+
+def collection_target(sample_collection):
+    """The ``view_target`` of a Python call on ``sample_collection``: the
+    view it is, or its whole dataset (an explicit choice, whatever a form
+    would preselect)."""
+    import fiftyone.core.view as fov
+
+    whole = not isinstance(sample_collection, fov.DatasetView) or (
+        sample_collection == sample_collection._root_dataset.view())
+    return "DATASET" if whole else "CURRENT_VIEW"
 
 
 def label_field(inputs, name, allowed, label, description, required=False):

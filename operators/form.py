@@ -10,7 +10,7 @@ execution in the App and in ``foo.execute_operator``.
 import fiftyone.operators.types as types
 
 from . import models, params
-from .choices import dropdown, engine_check, invalid, secret
+from .choices import dropdown, engine_check, invalid, layer_picker, secret
 
 # views larger than this are offered delegated execution by default
 LARGE_VIEW = 100
@@ -119,15 +119,11 @@ def _model(ctx, inputs):
 
 
 def _layers(inputs, facts):
-    view = types.DropdownView(multiple=True)
-    for info in facts.layers:
-        suggested = " (suggested)" if info.name in facts.default_layers else ""
-        shape = "x".join(str(d) for d in info.shape[1:])
-        view.add_choice(info.name, label=f"{info.name} [{shape}]{suggested}")
     inputs.list(
         "layers", types.String(), default=list(facts.default_layers), label="Layers",
-        description=f"Layers with a spatial output, in forward order; suggested: {', '.join(facts.default_layers)}",
-        view=view,
+        description=(f"Layers with a spatial output: the suggested ones ({', '.join(facts.default_layers)}), "
+                     f"then the model's stages, then the modules inside them. Type to filter"),
+        view=layer_picker(facts),
     )
 
 

@@ -27,6 +27,7 @@ SOURCES = {
 
 _CACHE_SIZE = 2  # models held by the App server at once
 _FAILURE_TTL = 60.0
+RANDOM_WEIGHTS_SEED = 0  # pretrained=False library models: the same random weights in every process
 _cache = OrderedDict()
 _failures = {}
 _cache_lock = threading.Lock()
@@ -170,11 +171,20 @@ def _load(source, name, pretrained):
         if name in cam_core.registered_factories():
             return cam_core.build_factory(name)
         return cam_core.load_model(name)
+    if source in ("torchvision", "timm") and not pretrained:
+        import torch
+
+        # random weights, the same in every process (App server starts, workers),
+        # without changing the caller's random state
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(RANDOM_WEIGHTS_SEED)
+            if source == "torchvision":
+                return cam_core.load_model(f"torchvision:{name}", weights=None)
+            return cam_core.load_model(f"timm:{name}", pretrained=False)
     if source == "torchvision":
-        kwargs = {} if pretrained else {"weights": None}
-        return cam_core.load_model(f"torchvision:{name}", **kwargs)
+        return cam_core.load_model(f"torchvision:{name}")
     if source == "timm":
-        return cam_core.load_model(f"timm:{name}", pretrained=bool(pretrained))
+        return cam_core.load_model(f"timm:{name}", pretrained=True)
     if source == "zoo":
         return cam_core.load_model(name)
     raise ValueError(f"unknown model source {source!r}; choose one of {', '.join(SOURCES)}")

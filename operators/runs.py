@@ -19,8 +19,10 @@ def run_info(dataset, key):
         a dict with ``run_key``, ``timestamp``, the config's settings
         (``model``, ``layers``, ``methods``, ``target``, ``storage``,
         ``output_dir``, ``fields``, ...; the class list as ``num_classes``)
-        and its live state from the database: ``state`` (``running``,
-        ``complete``, ``failed``, ``interrupted``), ``error``, ``holder``,
+        and its live state from the database (:func:`cam_core.run_status`):
+        ``state`` (``queued``, ``running``, ``complete``, ``failed``,
+        ``interrupted``; ``unknown`` for a run recorded before run states
+        existed), ``error``, ``holder``,
         ``num_samples``, ``num_skipped``, ``skipped`` and ``seconds`` so far
     """
     import cam_core
@@ -55,7 +57,8 @@ class ListCamRuns(foo.Operator):
     """Lists the CAM runs of a dataset with their settings.
 
     From Python: ``foo.get_operator("@fiftyone-cam/cam/list_cam_runs")(dataset)``
-    returns a list of :func:`run_info` dicts.
+    returns a list of :func:`run_info` dicts; the App shows them as a table
+    (:func:`table_row`).
     """
 
     @property
@@ -72,23 +75,53 @@ class ListCamRuns(foo.Operator):
         return result.result["runs"]
 
     def execute(self, ctx):
-        runs = []
-        for key in run_keys(ctx.dataset):
-            info = run_info(ctx.dataset, key)
-            runs.append(info)
-        return {"runs": runs}
+        runs = [run_info(ctx.dataset, key) for key in run_keys(ctx.dataset)]
+        # Python callers get the lists and ISO times; the App's table gets text
+        return {"runs": runs, "table": [table_row(info) for info in runs]}
 
     def resolve_output(self, ctx):
         outputs = types.Object()
-        table = types.TableView()
-        for key, label in [
-            ("run_key", "Run key"), ("model", "Model"), ("methods", "Methods"), ("layers", "Layers"),
-            ("target", "Target"), ("state", "State"), ("num_samples", "Samples"), ("num_skipped", "Skipped"),
-            ("timestamp", "When"),
-        ]:
+        # the App's table is at least 650 px wide with 16 px of padding per
+        # cell: in the operator's dialog its last columns scroll out of sight
+        cell = {"sx": {"px": 1, "fontSize": "0.875rem"}}
+        table = types.TableView(componentsProps={"table": {"sx": {"minWidth": 0}}, "tableHeadCell": cell,
+                                                 "tableBodyCell": cell})
+        for key, label in TABLE_COLUMNS:
             table.add_column(key, label=label)
-        outputs.list("runs", types.Object(), label="CAM runs", view=table)
+        outputs.list("table", types.Object(), label="CAM runs", view=table)
         return types.Property(outputs)
+
+
+# the columns of list_cam_runs' table in the App: (run_info key, label)
+TABLE_COLUMNS = (
+    ("run_key", "Run key"), ("model", "Model"), ("methods", "Methods"), ("layers", "Layers"),
+    ("target", "Target"), ("state", "State"), ("num_samples", "Samples"), ("num_skipped", "Skipped"),
+    ("timestamp", "When (UTC)"),
+)
+
+
+def table_row(info):
+    """A :func:`run_info` dict as the text of one row of the App's table:
+    lists joined with ", " (the table would run them together) and the
+    start time as ``YYYY-MM-DD HH:MM`` (UTC), short enough for its column."""
+    row = {}
+    for key, _ in TABLE_COLUMNS:
+        value = info.get(key)
+        if key == "timestamp":
+            value = when(value)
+        elif isinstance(value, (list, tuple)):
+            value = ", ".join(str(v) for v in value)
+        row[key] = value
+    return row
+
+
+def when(timestamp):
+    """``"2026-12-02 01:20"`` for an ISO timestamp (FiftyOne records run times in UTC); None stays None."""
+    import datetime
+
+    if not timestamp:
+        return None
+    return datetime.datetime.fromisoformat(timestamp).strftime("%Y-%m-%d %H:%M")
 
 
 class GetCamRun(foo.Operator):

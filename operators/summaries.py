@@ -13,14 +13,18 @@ PICTURES = (
     ("extremes", "Most and least on-object samples"),
     ("histograms", "Scores"),
 )
+# what the form summarises unless the user picks the current view or the selection
+TARGET = "DATASET"
 
 
 class SummarizeCamRun(foo.Operator):
     """Saves and shows a run's summary: the mean heatmap of each class, a grid
     of the samples with the highest and lowest score with their maps, and
-    histograms of the scores.
+    histograms of the scores. The App's form summarises the whole dataset
+    unless the current view or the selected samples are chosen, and says how
+    many samples the summary covers (so does its result).
 
-    From Python::
+    From Python (the collection passed is the one summarised)::
 
         op = foo.get_operator("@fiftyone-cam/cam/summarize_cam_run")
         paths = op(dataset, "cam", label_field="ground_truth")
@@ -53,7 +57,7 @@ class SummarizeCamRun(foo.Operator):
             refuses the parameters (the message names the parameter and why)
         """
         params = {"run_key": run_key, "field": field, "score": score, "k": k, "label_field": label_field,
-                  "output_dir": output_dir}
+                  "output_dir": output_dir, "view_target": choices.collection_target(sample_collection)}
         params = {k: v for k, v in params.items() if v is not None}
         result = foo.execute_operator(self.uri, ctx=dict(_context(sample_collection), params=params),
                                       request_delegation=delegate, delegation_target=delegation_target)
@@ -63,9 +67,14 @@ class SummarizeCamRun(foo.Operator):
         import cam_core
 
         inputs = types.Object()
+        # the whole dataset unless the user picks the current view or the selection:
+        # a summary of whatever view happens to be loaded (a sorted, bounded one) misleads
         view, key, field, score = choices.run_map_score(ctx, inputs, "Summarize",
-                                                        "The grid shows the samples with the highest and the lowest score")
+                                                        "The grid shows the samples with the highest and the lowest score",
+                                                        default_target=TARGET)
         if field:
+            if field in cam_core.run_config(view, key).fields:  # a stale choice is refused below
+                inputs.view("summarized", types.Notice(label=_what(ctx, view, field)))
             inputs.int("k", default=5, label="Samples per half of the grid")
             choices.label_field(inputs, "label_field", cam_core.label_fields(view, "Classification"), label="Label shown",
                                 description="Optional: a Classification field shown above each sample of the grid")
@@ -86,11 +95,15 @@ class SummarizeCamRun(foo.Operator):
         p = ctx.params
         # checked again here: a delegated worker runs what was queued, whatever form queued it
         output_dir = cam_core.check_output_dir(p.get("output_dir"), choices.secret(ctx, cam_core.OUTPUT_ROOT_ENV))
+        choices.preselect_target(ctx, TARGET)
+        view = ctx.target_view()
+        field = p.get("field") or next(iter(cam_core.run_config(view, p["run_key"]).fields))
         paths = cam_core.summarize_run(
-            ctx.target_view(), p["run_key"], output_dir=output_dir, field=p.get("field"),
+            view, p["run_key"], output_dir=output_dir, field=field,
             score=p.get("score") or "mass_inside", k=int(p.get("k", 5)), label_field=p.get("label_field") or None,
         )
-        out = {"paths": paths, "saved": "\n".join(f"- {path}" for path in paths.values() if path)}
+        out = {"paths": paths, "num_samples": view.exists(field).count(), "summarized": _what(ctx, view, field),
+               "saved": "\n".join(f"- {path}" for path in paths.values() if path)}
         if not ctx.delegated:
             # the App shows the pictures inline: data URLs need no file route
             for name, _ in PICTURES:
@@ -102,11 +115,19 @@ class SummarizeCamRun(foo.Operator):
         if "paths" not in results:
             return None
         outputs = types.Object()
+        if results.get("summarized"):
+            outputs.str("summarized", label="Summarized", view=types.MarkdownView(read_only=True))
         for name, label in PICTURES:
             if results.get(name):
                 outputs.str(name, label=label, view=types.ImageView(alt=label))
         outputs.str("saved", label="Saved", view=types.MarkdownView(read_only=True))
         return types.Property(outputs, view=types.View(label="CAM run summary"))
+
+
+def _what(ctx, view, field):
+    """What the summary covers, in words, with its count of samples."""
+    n = view.exists(field).count()
+    return f"{n} sample(s) with a map in '{field}', from {choices.target_description(ctx, view)}"
 
 
 def _data_url(path):

@@ -17,6 +17,7 @@ then ``summarize_cam_run``, whose three pictures the App shows.
 
 Set ``CAM_APP_SCREENSHOTS=<folder>`` to keep the screenshots.
 """
+import base64
 import contextlib
 import io
 import json
@@ -250,6 +251,28 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
         expect(form.get_by_text("run_key must be a valid Python identifier (letters, digits, underscores); got 'bad key'", exact=False)).to_be_visible(timeout=30000)
         expect(execute).to_be_disabled()
         run_key.fill("cam")
+
+        # the layer picker: typing a stage's name shows that stage first (the
+        # suggested layers, then the stages, then the modules inside them);
+        # an unknown name typed and entered is refused, naming the closest layers
+        layers = form.get_by_text("Layers", exact=True).locator("xpath=following::input[1]")
+        layers.click()
+        layers.press_sequentially("layer3")
+        options = page.get_by_role("option")
+        expect(options).to_have_count(14, timeout=30000)
+        expect(options.first).to_have_text("layer3 [256x4x4]")
+        layers.fill("")
+        layers.press_sequentially("layer33")
+        layers.press("Enter")
+        expect(form.get_by_text(
+            "unknown layer 'layer33': the model has no module at that path. Closest layers: layer3", exact=False,
+        )).to_be_visible(timeout=30000)
+        expect(execute).to_be_disabled()
+        page.screenshot(path=os.path.join(shots, "app-unknown-layer.png"))
+        form.locator(".MuiChip-root", has_text="layer33").get_by_test_id("CancelIcon").click()
+        form.get_by_text("Layers", exact=True).click()  # closes the list (Escape would close the form)
+        expect(form.get_by_text("unknown layer 'layer33'", exact=False)).to_have_count(0, timeout=30000)
+
         suggested.locator("xpath=ancestor::*[contains(@class, 'MuiChip-root')][1]").get_by_test_id("CancelIcon").click()
         expect(form.get_by_text("choose at least one layer (suggested: layer4)")).to_be_visible(timeout=30000)
         expect(execute).to_be_disabled()
@@ -277,6 +300,23 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
             ["cam_gradcam_layer3", "cam_gradcam_layer4", "cam_gradcamplusplus_layer3", "cam_gradcamplusplus_layer4"]
         )
         assert all(v == [True] * 4 for v in stored["fields"].values())
+
+        # the runs table: lists read as lists, and the start time is in sight in its column
+        photos.reload()
+        started = photos.get_run_info("cam").timestamp.strftime("%Y-%m-%d %H:%M")  # UTC
+        runs = _run_operator(page, "CAM runs", "List CAM runs")
+        table = runs.locator("table")
+        for text in ("gradcam, gradcamplusplus", "layer3, layer4", "complete", started):
+            expect(table.get_by_role("cell", name=text, exact=True)).to_be_visible(timeout=60000)
+        expect(table.get_by_role("columnheader", name="When (UTC)")).to_be_visible()
+        when = table.get_by_role("cell", name=started, exact=True)
+        container = runs.locator(".MuiTableContainer-root")
+        assert container.evaluate("e => e.scrollWidth <= e.clientWidth"), "the table scrolls sideways"
+        box, seen = when.bounding_box(), container.bounding_box()
+        assert box["x"] + box["width"] <= seen["x"] + seen["width"] + 1, "the When column is cut"
+        assert when.evaluate("e => e.scrollWidth <= e.clientWidth")
+        page.screenshot(path=os.path.join(shots, "app-runs-table.png"))
+        runs.get_by_role("button", name="Close").click()
 
         # the new fields are in the sidebar, and the run's first map is shown
         for field in stored["fields"]:
@@ -442,6 +482,19 @@ def _run_operator(page, search, label):
     return form
 
 
+def _thumbnails_down(column, min_height=40):
+    """How many thumbnails a column of a picture's pixels crosses: runs of
+    non-white pixels taller than a line of text (down a column of maps:
+    a photo may hold white, a map over it does not)."""
+    runs, length = 0, 0
+    for ink in list(column < 245) + [False]:
+        if ink:
+            length += 1
+        else:
+            runs, length = runs + (length >= min_height), 0
+    return runs
+
+
 def test_sort_and_summarize_a_run_from_the_operator_browser(scored_photos, plugins_dir):
     from playwright.sync_api import expect
 
@@ -482,11 +535,23 @@ def test_sort_and_summarize_a_run_from_the_operator_browser(scored_photos, plugi
             if button.count() and button.first.is_visible():
                 button.first.click()
         form = _run_operator(page, "Summarize", "Summarize a CAM run")
+        # the sorted view of 3 is loaded: the summary covers the whole dataset unless
+        # told otherwise, and the form and the result say what it covers
+        expect(form.locator('input[type="radio"][value="DATASET"]')).to_be_checked(timeout=30000)
+        expect(form.locator('input[type="radio"][value="CURRENT_VIEW"]')).not_to_be_checked()
+        covers = f"{len(MASS_INSIDE)} sample(s) with a map in '{SCORED_FIELD}', from the whole dataset '{dataset.name}'"
+        expect(form.get_by_text(covers)).to_be_visible(timeout=30000)
         execute = form.get_by_role("button", name="Execute")
         expect(execute).to_be_enabled(timeout=30000)
         execute.click()
         pictures = page.locator('img[src^="data:image/png;base64,"]')
         expect(pictures).to_have_count(3, timeout=120000)
+        expect(page.get_by_text(covers)).to_be_visible()
+        # the grid's halves: 3 and 3 of the 6 samples, not 2 and 1 of the view
+        grid = np.asarray(Image.open(io.BytesIO(base64.b64decode(
+            pictures.nth(1).get_attribute("src").split(",", 1)[1]))).convert("L"))
+        halves = [grid[:, grid.shape[1] * x // 8] for x in (3, 7)]  # down the maps' column of each half
+        assert [_thumbnails_down(column) for column in halves] == [3, 3]
         time.sleep(1)
         page.screenshot(path=os.path.join(shots, "app-summary.png"))
     print(f"screenshots in {shots}")

@@ -300,6 +300,30 @@ def test_the_form_offers_only_matching_fields_and_existing_runs(photos, register
     assert _form(photos, {"model_source": "registered", "model": "tiny-resnet"})["run_key"].default == "cam_2"
 
 
+def test_the_layer_picker_offers_suggested_then_stage_layers_and_keeps_typed_names(photos, registered):
+    props = _form(photos, {"model_source": "registered", "model": "tiny-resnet"})
+    view = props["layers"].view
+    offered = [c.value for c in view.choices]
+    forward = [info.name for info in cam_core.candidate_layers(tiny_resnet())]
+    assert sorted(offered) == sorted(forward) and len(offered) == 57
+    # the suggested layer, then the model's stages (forward order), then what is inside them
+    assert offered[:8] == ["layer4", "conv1", "bn1", "relu", "maxpool", "layer1", "layer2", "layer3"]
+    assert offered.index("layer3.0") < offered.index("layer3.0.conv1")
+    # the App filters the labels as the user types, in this order: the stage first
+    typed = [c.value for c in view.choices if "layer3" in c.label]
+    assert typed[0] == "layer3" and len(typed) == 14
+    assert view.choices[0].label == "layer4 [512x2x2] (suggested)"
+    # a typed name reaches the form (the App drops it unless user input is allowed) ...
+    assert view.to_json()["allow_user_input"] is True
+    # ... where an unknown one is refused, naming the closest layers
+    params = {"model_source": "registered", "model": "tiny-resnet", "methods": ["gradcam"], "run_key": "ok",
+              "layers": ["layer4", "layer33"]}
+    layers = _form(photos, params)["layers"]
+    assert layers.invalid
+    assert layers.error_message.startswith("unknown layer 'layer33': the model has no module at that path. "
+                                           "Closest layers: layer3")
+
+
 def test_delegation_is_preselected_for_costly_methods(photos, registered):
     from fiftyone.operators.executor import resolve_execution_options
 
@@ -343,6 +367,26 @@ def test_overwrite_and_run_management(photos, registered):
     assert out["deleted_fields"] == res.fields + ["m_agreement"]
 
 
+def test_list_cam_runs_shows_lists_and_times_readably_in_the_app(photos, registered):
+    compute(photos, methods=["gradcam", "layercam"], layers=["layer4", "layer3"], run_key="m")
+    operator = foo.OperatorRegistry().get_operator(uri("list_cam_runs"))
+    ctx = ExecutionContext(request_params={"dataset_name": photos.name, "params": {}}, executor=Executor())
+    out = operator.execute(ctx)
+    # the App's table: its columns, each a cell of text
+    table = operator.resolve_output(ctx).type.properties["table"].view
+    assert [c.key for c in table.columns] == ["run_key", "model", "methods", "layers", "target", "state",
+                                              "num_samples", "num_skipped", "timestamp"]
+    assert table.columns[-1].label == "When (UTC)"
+    row, = out["table"]
+    assert row["methods"] == "gradcam, layercam" and row["layers"] == "layer4, layer3"
+    assert row["state"] == "complete" and row["num_samples"] == 4
+    started = photos.get_run_info("m").timestamp  # UTC
+    assert row["timestamp"] == started.strftime("%Y-%m-%d %H:%M")
+    # Python callers keep the lists and the full time
+    info, = out["runs"]
+    assert info["methods"] == ["gradcam", "layercam"] and info["timestamp"] == started.isoformat()
+
+
 def test_a_model_registered_in_this_process_only_is_refused_for_delegation(photos, plugins_dir):
     tiny = tiny_resnet()
     cam_core.register_model("here-only", tiny.module, transforms=tiny.transforms, classes=tiny.classes)
@@ -360,6 +404,26 @@ def test_library_model_with_random_weights(photos, plugins_dir):
     config = photos.get_run_info("tv").config
     assert config.model == "torchvision:resnet18" and config.model_kwargs == {"weights": None}
     assert config.layers == ["layer4"]
+
+
+def test_random_weights_are_the_same_at_every_load(plugins_dir):
+    """A library model with random weights is the same model in every App
+    server start and worker: its maps can be compared and reproduced."""
+    import torch
+
+    # the plugin's own models module, as the App server loads it
+    operator = foo.OperatorRegistry().get_operator(uri("compute_cams"))
+    models = sys.modules[type(operator).__module__].models
+    weights = []
+    for seed in (1, 2):  # whatever the process's random state was
+        models._cache.clear()  # a fresh process
+        torch.manual_seed(seed)
+        state = torch.random.get_rng_state()
+        facts = models.describe("torchvision", "resnet18", pretrained=False)
+        weights.append(facts.model.module.conv1.weight.detach().clone())
+        assert torch.equal(torch.random.get_rng_state(), state)  # the caller's random state is left alone
+    models._cache.clear()
+    assert torch.equal(weights[0], weights[1])
 
 
 def test_registration_refuses_what_workers_could_not_build(plugins_dir):

@@ -4,15 +4,17 @@ Python and as the App calls them.
 A private mongod (conftest), the real ResNet-18 architecture with random
 weights (``test_operators.tiny_resnet``), real photographs with planted boxes.
 """
+import asyncio
 import base64
 import os
 
 import numpy as np
 import pytest
-from fiftyone.operators.executor import ExecutionContext, ExecutionError, Executor
+from fiftyone.operators.executor import ExecutionContext, ExecutionError, Executor, resolve_type
 
 import fiftyone as fo
 import fiftyone.operators as foo
+import cam_core
 from cam_core.media.mapfiles import load_map
 
 from test_operators import compute, photos, plugins_dir, registered, uri  # noqa: F401 (fixtures)
@@ -20,6 +22,19 @@ from test_operators import compute, photos, plugins_dir, registered, uri  # noqa
 
 def op(name):
     return foo.get_operator(uri(name))
+
+
+def app_form(dataset, name, params, view=None):
+    """An operator's form as the App receives it, over ``view`` when one is loaded."""
+    request = {"dataset_name": dataset.name, "params": params, "target": "inputs"}
+    if view is not None:
+        request["view"] = view._serialize()
+    return asyncio.run(resolve_type(foo.OperatorRegistry(), uri(name), request)).type.properties
+
+
+def summaries_dir(dataset):
+    """A folder under the App's output root (the dataset directory by default)."""
+    return os.path.realpath(os.path.join(fo.config.default_dataset_dir, "summaries", dataset.name))
 
 
 def scores(dataset, path):
@@ -195,3 +210,63 @@ def test_forms_over_a_run_preselect_the_newest_run_its_first_map_and_mass_inside
     request = {"dataset_name": run.name, "params": {}, "target": "inputs"}
     props = asyncio.run(resolve_type(foo.OperatorRegistry(), uri("delete_cam_run"), request)).type.properties
     assert props["run_key"].default is None
+
+
+def test_summarize_from_the_app_defaults_to_the_whole_dataset_and_says_what_it_covers(run):
+    op("score_cam_run")(run, "cam", "objects")
+    out = summaries_dir(run)
+    loaded = run.sort_by("filepath", reverse=True).limit(3)  # a view the user happens to have open
+    props = app_form(run, "summarize_cam_run", {}, loaded)
+    assert props["view_target"].default == "DATASET"
+    assert {"DATASET", "CURRENT_VIEW"} <= set(props["view_target"].view.values())
+    whole = f"4 sample(s) with a map in 'cam_gradcam_layer4', from the whole dataset '{run.name}'"
+    assert props["summarized"].view.label == whole
+
+    # executed with the preselected target (the App sends it): the whole dataset, said in the result
+    operator = foo.OperatorRegistry().get_operator(uri("summarize_cam_run"))
+    request = {"dataset_name": run.name, "view": loaded._serialize(),
+               "params": {"run_key": "cam", "view_target": "DATASET", "output_dir": out}}
+    shown = operator.execute(ExecutionContext(request_params=request, executor=Executor()))
+    assert shown["num_samples"] == 4 and shown["summarized"] == whole
+    shown_ctx = ExecutionContext(request_params=dict(request, results=shown), executor=Executor())
+    assert list(operator.resolve_output(shown_ctx).type.properties)[0] == "summarized"
+
+    # the current view when the user picks it, and the form says so
+    props = app_form(run, "summarize_cam_run", {"view_target": "CURRENT_VIEW"}, loaded)
+    assert props["summarized"].view.label == "3 sample(s) with a map in 'cam_gradcam_layer4', from the current view"
+    request["params"]["view_target"] = "CURRENT_VIEW"
+    shown = operator.execute(ExecutionContext(request_params=request, executor=Executor()))
+    assert shown["num_samples"] == 3
+
+    # a Python call summarises the collection it is given, a view or a dataset
+    assert set(op("summarize_cam_run")(loaded, "cam", output_dir=out)) == {"mean_heatmaps", "extremes", "histograms"}
+    assert set(op("summarize_cam_run")(run.view(), "cam", output_dir=out)) == {"mean_heatmaps", "extremes", "histograms"}
+
+
+def test_sort_and_summary_forms_offer_only_scores(run):
+    op("score_cam_run")(run, "cam", "objects")
+    schema = run.get_field_schema(flat=True)
+    # the maps carry other attributes that a form must not offer as scores
+    others = {"id", "tags", "map_path", "range", "target_index", "target_label", "target_score", "map_scale"}
+    assert {f"cam_gradcam_layer4.{a}" for a in others - {"target_score", "map_scale", "range", "tags"}} <= set(schema)
+    for name in ("sort_by_cam_score", "summarize_cam_run"):
+        offered = app_form(run, name, {})["score"].view.values()
+        assert offered == [s for s in cam_core.SCORES if f"cam_gradcam_layer4.{s}" in schema], name
+        assert "mass_inside" in offered and not others & set(offered), name
+
+
+def test_summary_pictures_draw_maps_with_the_apps_colorscale(run):
+    import matplotlib
+    from PIL import Image
+
+    op("score_cam_run")(run, "cam", "objects")
+    paths = op("summarize_cam_run")(run, "cam", field="cam_eigencam_layer4", output_dir=summaries_dir(run))
+    picture = np.asarray(Image.open(paths["mean_heatmaps"]).convert("RGB"), dtype=np.int16).reshape(-1, 3)
+    # the coloured pixels (not the white paper, not the black or grey text), each colour once with its count
+    colours, counts = np.unique(picture[(picture.max(axis=1) - picture.min(axis=1)) > 40], axis=0, return_counts=True)
+    assert counts.sum() > 1000
+    assert fo.app_config.colorscale == "viridis"
+    lut = matplotlib.colormaps[fo.app_config.colorscale](np.linspace(0, 1, 256))[:, :3] * 255
+    nearest = np.sqrt(((colours[:, None, :] - lut[None]) ** 2).sum(axis=2)).min(axis=1)
+    share = counts[nearest < 12].sum() / counts.sum()  # the rest: edges blended with the paper
+    assert share > 0.9, f"{share:.0%} of the map pixels are {fo.app_config.colorscale} colours"

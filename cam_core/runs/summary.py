@@ -17,6 +17,8 @@ from .record import run_config
 from .views import check_score, run_field
 
 MAX_K = 50  # samples per half of the grid: more would not fit a picture
+# the App draws heatmaps through its default colorscale, viridis: the pictures match it
+COLORMAP = "viridis"
 
 
 def default_summary_dir(dataset_name, run_key):
@@ -105,7 +107,7 @@ def _mean_heatmaps(view, field, output_dir, size):
     rows = int(np.ceil(len(labels) / cols))
     fig, axes = _figure(rows, cols, 2.4, 2.6)
     for ax, label in zip(axes.ravel(), labels):
-        ax.imshow(sums[label] / counts[label], cmap="jet", vmin=0, vmax=1)
+        ax.imshow(sums[label] / counts[label], cmap=COLORMAP, vmin=0, vmax=1)
         ax.set_title(f"{label} (n={counts[label]})", fontsize=9)
     fig.suptitle(f"mean heatmap per explained class: {field}", fontsize=10)
     path = os.path.join(output_dir, f"{field}_mean_heatmaps.png")
@@ -147,7 +149,7 @@ def _extremes(view, field, score, k, label_field, output_dir, size):
             ax_img.imshow(img)
             ax_img.set_title(f"label: {label}\nexplained: {heat.target_label}{conf}", fontsize=8)
             ax_cam.imshow(img)
-            ax_cam.imshow(cam, cmap="jet", alpha=0.5, vmin=0, vmax=1)
+            ax_cam.imshow(cam, cmap=COLORMAP, alpha=0.5, vmin=0, vmax=1)
             ax_cam.set_title(f"{score} = {heat[score]:.2f}" if isinstance(heat[score], float) else f"{score} = {heat[score]}", fontsize=8)
         if not samples:
             continue
