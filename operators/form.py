@@ -279,6 +279,9 @@ def _scores(inputs, view, facts):
         )
     description = "Two extra forwards per map and batch" + (" (classifiers only)" if facts.segmenter else "")
     inputs.bool("faithfulness", default=False, label="Faithfulness (ROAD)", description=description)
+    inputs.bool("eigen_smooth", default=False, label="Eigen smoothing", description="grad-cam's eigen_smooth")
+    inputs.bool("aug_smooth", default=False, label="Augmentation smoothing",
+                description="grad-cam's aug_smooth: six augmented copies per image (six times the work)")
 
 
 def recommend_delegation(ctx):

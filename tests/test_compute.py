@@ -437,3 +437,21 @@ def test_maps_are_drawn_where_the_model_looked_and_empty_maps_are_marked(dataset
     loaded = cam_core.load_map(bright)
     assert loaded.min() == 0.0 and loaded.max() == 1.0
     assert dataset.count_values("cam_gradcam_dark.empty") == {True: 1}  # filterable
+
+
+def test_smoothing_options_are_run_and_recorded(dataset, image_dir, tmp_path):
+    import numpy as np
+
+    add(dataset, image_dir, ["astronaut", "coffee"])
+    kw = dict(transforms=small(), methods="gradcam", layers="layer4", storage="inline")
+    cam_core.compute_cams(dataset, models.resnet18(), run_key="plain", **kw)
+    cam_core.compute_cams(dataset, models.resnet18(), run_key="smooth", eigen_smooth=True, aug_smooth=True, **kw)
+    config = dataset.get_run_info("smooth").config
+    assert config.eigen_smooth is True and config.aug_smooth is True
+    assert dataset.get_run_info("plain").config.aug_smooth is False
+    plain = [cam_core.load_map(h) for h in dataset.values("plain_gradcam_layer4")]
+    smooth = [cam_core.load_map(h) for h in dataset.values("smooth_gradcam_layer4")]
+    assert all(np.abs(a - b).mean() > 0.01 for a, b in zip(plain, smooth))
+    with pytest.raises(cam_core.CamArgumentError, match="was computed with aug_smooth=True") as e:
+        cam_core.compute_cams(dataset, models.resnet18(), run_key="smooth", eigen_smooth=True, skip_existing=True, **kw)
+    assert e.value.param == "aug_smooth"

@@ -1,7 +1,8 @@
 """The engine's maps equal grad-cam's own classes' maps, per method, for a CNN,
 a DeiT-distilled ViT, a Swin and a segmentation model.
 
-EigenCAM and EigenGradCAM are compared with grad-cam's own classes using its
+EigenCAM and EigenGradCAM (and every method with ``eigen_smooth``:
+tests/test_smoothing.py) are compared with grad-cam's own classes using its
 sign-corrected projection (:func:`orientation`): the engine's documented sign
 rule, where grad-cam's default keeps LAPACK's arbitrary sign."""
 import contextlib
@@ -20,21 +21,27 @@ from cam_core.engine.targets import classifier_targets, segmenter_targets
 CHEAP = [m for m, spec in METHODS.items() if spec.kind != "perturb"]
 PERTURB = [m for m, spec in METHODS.items() if spec.kind == "perturb"]
 EIGEN = ["eigencam", "eigengradcam"]
+# every grad-cam module calling get_2d_projection (eigen methods, eigen_smooth)
+PROJECTING = ["eigen_cam", "eigen_grad_cam", "base_cam", "hirescam", "grad_cam_elementwise", "layer_cam", "fullgrad_cam"]
 
 
 @contextlib.contextmanager
-def orientation(method):
-    """Within it, grad-cam's eigen methods use grad-cam's own sign-corrected
-    projection (Seg-Eigen-CAM's rule, which the engine documents) instead of
-    LAPACK's arbitrary sign; their maths is otherwise the same function."""
-    if method not in EIGEN:
+def orientation(method, eigen_smooth=False):
+    """Within it, grad-cam's eigen methods (and, with ``eigen_smooth``, every
+    method) use grad-cam's own sign-corrected projection (Seg-Eigen-CAM's
+    rule, which the engine documents) instead of LAPACK's arbitrary sign;
+    their maths is otherwise the same function."""
+    if method not in EIGEN and not eigen_smooth:
         yield
         return
-    import pytorch_grad_cam.eigen_cam as ec
-    import pytorch_grad_cam.eigen_grad_cam as egc
+    import importlib
+
     from pytorch_grad_cam.utils.svd_on_activations import get_2d_projection_with_sign_correction as corrected
 
-    with mock.patch.object(ec, "get_2d_projection", corrected), mock.patch.object(egc, "get_2d_projection", corrected):
+    with contextlib.ExitStack() as stack:
+        for name in PROJECTING:
+            module = importlib.import_module(f"pytorch_grad_cam.{name}")
+            stack.enter_context(mock.patch.object(module, "get_2d_projection", corrected))
         yield
 
 
@@ -64,27 +71,28 @@ def photos(size):
     return F.normalize(x, [0.485, 0.456, 0.406], [0.229, 0.224, 0.225])
 
 
-def reference(method, model, module, x, targets, reshape=None):
-    """grad-cam's own class on the same input. ScoreCAM and AblationCAM are
-    called image by image, as the engine does: grad-cam's own result for an
-    image shifts by ~1e-4 with the other images of its batch."""
+def reference(method, model, module, x, targets, reshape=None, **flags):
+    """grad-cam's own class on the same input (``flags``: its call's
+    ``eigen_smooth`` / ``aug_smooth``). ScoreCAM and AblationCAM are called
+    image by image, as the engine does: grad-cam's own result for an image
+    shifts by ~1e-4 with the other images of its batch."""
     if method in PERTURB and len(x) > 1:
         return np.concatenate(
-            [reference(method, model, module, x[b : b + 1], targets[b : b + 1], reshape) for b in range(len(x))]
+            [reference(method, model, module, x[b : b + 1], targets[b : b + 1], reshape, **flags) for b in range(len(x))]
         )
     np.random.seed(0)
-    with orientation(method):
-        return _reference(method, model, module, x, targets, reshape)
+    with orientation(method, flags.get("eigen_smooth", False)):
+        return _reference(method, model, module, x, targets, reshape, flags)
 
 
-def _reference(method, model, module, x, targets, reshape):
+def _reference(method, model, module, x, targets, reshape, flags):
     import pytorch_grad_cam as pgc
     from pytorch_grad_cam.ablation_layer import AblationLayerVit
 
     cls = METHODS[method].cls
     if method == "finercam":
         cam = cls(model, [module], reshape_transform=reshape)
-        out = cam(x, targets=None)  # FinerCAM builds its own targets from the prediction
+        out = cam(x, targets=None, **flags)  # FinerCAM builds its own targets from the prediction
         cam.base_cam.activations_and_grads.release()
         return out
     kwargs = {}
@@ -93,13 +101,16 @@ def _reference(method, model, module, x, targets, reshape):
     with cls(model, [module], reshape_transform=reshape, **kwargs) as cam:
         if method in ("scorecam", "ablationcam"):
             cam.batch_size = 16
-        return cam(x, targets=targets)
+        return cam(x, targets=targets, **flags)
 
 
-def ours(method, model, layer_names, x, make_targets):
+def ours(method, model, layer_names, x, make_targets, **flags):
+    """The engine's maps for ``method`` (or a list of methods); ``flags``:
+    its ``eigen_smooth`` / ``aug_smooth``."""
     probe = probe_model(model, x[:1])
     layers = resolve_layers(probe, model, layer_names)
-    engine = CamEngine(model, layers, [method], batch_size=16)
+    methods = [method] if isinstance(method, str) else method
+    engine = CamEngine(model, layers, methods, batch_size=16, **flags)
     np.random.seed(0)
     res = engine.explain(x, make_targets)
     engine.close()

@@ -29,6 +29,8 @@ def compute_cams(
     all_objects=True,
     iou_threshold=0.5,
     faithfulness=False,
+    eigen_smooth=False,
+    aug_smooth=False,
 ):
     """Computes class activation maps for every sample and stores each as an ``fo.Heatmap``.
 
@@ -96,6 +98,15 @@ def compute_cams(
             confidence change when the least relevant 20% of pixels are removed
             minus when the most relevant 20% are (halved, as ``ROADCombined``);
             two extra forwards per map and batch
+        eigen_smooth (False): grad-cam's ``eigen_smooth``: each map is the first
+            principal component of the weighted activations instead of their
+            sum (the FiftyOne GradCAM notebook's setting; eigen methods,
+            KPCA-CAM and FEM are unchanged by it)
+        aug_smooth (False): grad-cam's ``aug_smooth``: each map is the mean of
+            the maps of six augmented copies (flipped, brightness x 0.9 / 1 /
+            1.1), all explaining the image's own target, computed in the
+            same one forward and one backward (of six times the images:
+            lower ``batch_size`` to keep memory the same)
 
     With several methods or layers, the sample field ``f"{run_key}_agreement"``
     holds the mean Pearson correlation between the maps of the methods for each

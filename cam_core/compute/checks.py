@@ -100,6 +100,11 @@ def settle(a):
                 f"too. Leave output_dir unset to continue it, or start it again in the new folder (overwrite=True)",
             )
         output_dir, storage = old.output_dir, old.storage
+        for flag in ("eigen_smooth", "aug_smooth"):
+            if bool(a[flag]) != getattr(old, flag):
+                raise CamArgumentError(
+                    flag, f"run '{run_key}' was computed with {flag}={getattr(old, flag)}; continue it with the same "
+                          f"setting, or overwrite=True")
     owned = set(old.all_fields()) if isinstance(old, CamRunConfig) else set()
     schema = dataset.get_field_schema()
     taken = [f for f in fields if f in schema and f not in owned]
@@ -125,7 +130,8 @@ def settle(a):
         num_workers=_workers(a["num_workers"], count, a["batch_size"]),
         storage=storage, output_dir=output_dir, fields=fields, agreement_field=agreement_field,
         agreement_groups=groups, gt_field=gt_field, all_objects=bool(a["all_objects"]), iou_threshold=iou_threshold,
-        faithfulness=bool(a["faithfulness"]), resume=resume, replace=existing and overwrite,
+        faithfulness=bool(a["faithfulness"]), eigen_smooth=bool(a["eigen_smooth"]), aug_smooth=bool(a["aug_smooth"]),
+        resume=resume, replace=existing and overwrite,
         assumed_stretch=_assumed_stretch(steps),
     )
 

@@ -61,6 +61,7 @@ class Plan:
         agreement_field / agreement_groups: the agreement values, if any
         gt_field, all_objects, iou_threshold: scoring against objects
         faithfulness: whether ROAD is computed
+        eigen_smooth, aug_smooth: grad-cam's smoothing options
         resume: continue the existing run (``skip_existing``)
         replace: delete the existing run first (``overwrite``)
         assumed_stretch: a preprocessing step whose geometry is unknown
@@ -91,6 +92,8 @@ class Plan:
     all_objects: bool = False
     iou_threshold: float = 0.5
     faithfulness: bool = False
+    eigen_smooth: bool = False
+    aug_smooth: bool = False
     resume: bool = False
     replace: bool = False
     assumed_stretch: str = None
@@ -119,6 +122,8 @@ class Plan:
             all_objects=self.all_objects,
             iou_threshold=self.iou_threshold,
             faithfulness=self.faithfulness,
+            eigen_smooth=self.eigen_smooth,
+            aug_smooth=self.aug_smooth,
             assumed_stretch=self.assumed_stretch,
             versions={"fiftyone": fo.__version__, "torch": torch.__version__, "torchvision": _version("torchvision"),
                       "grad-cam": _version("grad-cam"), "timm": _version("timm")},

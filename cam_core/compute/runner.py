@@ -130,7 +130,8 @@ def compute(plan, claim, progress, started, only_ids=None):
 
     module = plan.model.module
     home = _module_device(module)
-    engine = CamEngine(module.to(plan.device), plan.layers, plan.methods, plan.device, plan.batch_size)
+    engine = CamEngine(module.to(plan.device), plan.layers, plan.methods, plan.device, plan.batch_size,
+                       eigen_smooth=plan.eigen_smooth, aug_smooth=plan.aug_smooth)
     writer = BatchWriter(plan, claim, started)
     try:
         with fou.ProgressBar(total=len(ids), progress=progress) as pb:

@@ -6,6 +6,7 @@ method and layer. Torch and grad-cam only: nothing here knows FiftyOne.
 - :mod:`.defaults`: checking layer names (:func:`resolve_layers`), suggesting layers (:func:`suggest_layers`);
 - :mod:`.targets`: one grad-cam target per image;
 - :mod:`.state`: leaving the model as it was found;
+- :mod:`.smoothing`: grad-cam's ``aug_smooth`` copies and ``eigen_smooth`` projection in the one pass;
 - :mod:`.fastmaps`: the activation-and-gradient methods' maths in torch, batched, on the device;
 - :mod:`.explain`: :class:`CamEngine`, the pass over one batch.
 """

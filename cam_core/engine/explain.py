@@ -9,7 +9,8 @@ function of those activations and gradients (:mod:`.fastmaps`: GradCAM and its
 gradient variants, EigenCAM, EigenGradCAM, RandomCAM) turn them into maps in
 torch, batched, on the model's device; the others run their own grad-cam code
 on them. ScoreCAM and AblationCAM add their own batched forwards; ShapleyCAM
-its double backward; FinerCAM one more backward.
+its double backward; FinerCAM one more backward. grad-cam's ``eigen_smooth``
+and ``aug_smooth`` are served by :mod:`.smoothing` within the same pass.
 """
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ from torch import nn
 from .fastmaps import RAW_MAPS, LayerGrids, finish
 from .layers import model_output
 from .methods import METHODS
+from .smoothing import augment, call, deaugment, identity_rows, replicate_targets
 from .state import preserved_state
 from .targets import finer_targets
 
@@ -47,8 +49,9 @@ class BatchResult:
             (every method: grad-cam's numpy maps are moved there); FullGrad's
             layer name is None
         peaks: same keys, a (B,) numpy float32 array: the per-image max of
-            the map after its ReLU, before normalisation
-        targets: the grad-cam target of each image
+            the map after its ReLU, before normalisation (with ``aug_smooth``,
+            that of the un-augmented copy's map)
+        targets: the grad-cam target of each image (of its un-augmented copy)
         indices, scores, confidences: per image, the explained class, its
             score and (classifiers) its softmax probability
     """
@@ -70,15 +73,25 @@ class CamEngine:
         methods: canonical method names (see :mod:`cam_core.engine.methods`)
         device: a torch device
         batch_size: batch size of ScoreCAM / AblationCAM's extra forwards
+        eigen_smooth (False): grad-cam's ``eigen_smooth``: maps from the first principal
+            component of the weighted activations, not their sum (no change
+            for EigenCAM, EigenGradCAM, KPCA-CAM, FEM); see :mod:`.smoothing`
+        aug_smooth (False): grad-cam's ``aug_smooth``: an image's map is the mean of its
+            six augmented copies' (flip x brightness 0.9/1/1.1), all explaining its target,
+            from the batch's one forward and backward over 6x the images (6x the time and
+            activation memory: divide batch sizes by 6 to keep a plain batch's); indices,
+            scores, confidences and peaks stay the un-augmented image's (see :mod:`.smoothing`)
     """
 
-    def __init__(self, model, layers, methods, device="cpu", batch_size=16):
+    def __init__(self, model, layers, methods, device="cpu", batch_size=16, eigen_smooth=False, aug_smooth=False):
         self.model = model
         self.adapter = OutputAdapter(model)
         self.layers = layers
         self.methods = methods
         self.device = torch.device(device)
         self.batch_size = batch_size
+        self.eigen_smooth = bool(eigen_smooth)
+        self.aug_smooth = bool(aug_smooth)
         self.kinds = {METHODS[m].kind for m in methods}
         self._cams = {}
 
@@ -123,6 +136,9 @@ class CamEngine:
             return self._explain(x, make_targets)
 
     def _explain(self, x, make_targets):
+        b = x.shape[0]
+        if self.aug_smooth:  # the six copies, explained in the same pass
+            x = augment(x)
         hw = tuple(x.shape[-2:])
         size = (hw[1], hw[0])  # grad-cam's (width, height)
         needs_grads = bool(self.kinds & {"gradient", "finer", "fullgrad"})
@@ -143,23 +159,26 @@ class CamEngine:
                 h.remove()
         if isinstance(out, torch.Tensor) and out.ndim not in (2, 4):
             raise ValueError(f"model output has shape {tuple(out.shape)}; expected (B, classes) or (B, classes, H, W)")
-        targets, indices, scores, confs = make_targets(out.detach())
-        if len(targets) != x.shape[0]:
-            raise RuntimeError(f"{len(targets)} targets for a batch of {x.shape[0]}")
+        plain = identity_rows(out, b) if self.aug_smooth else out
+        targets, indices, scores, confs = make_targets(plain.detach())
+        if len(targets) != b:
+            raise RuntimeError(f"{len(targets)} targets for a batch of {b}")
+        spread = replicate_targets if self.aug_smooth else list  # a target per copy
+        copies = spread(targets)
 
         # ONE backward: gradients w.r.t. the recorded activations only
         grads, finer_grads = {}, {}
         if needs_grads:
             wrt = [m for m in modules if m in acts]
             inputs = [acts[m] for m in wrt] + ([xin] if bias_layers else [])
-            loss = sum(t(o) for t, o in zip(targets, out))
+            loss = sum(t(o) for t, o in zip(copies, out))
             g = torch.autograd.grad(loss, inputs, retain_graph="finer" in self.kinds, allow_unused=True)
             grads = dict(zip(wrt, g))
             if bias_layers:
                 grads["input"] = g[-1]
             if "finer" in self.kinds:
                 layer_modules = [i.module for i in self.layers]
-                floss = sum(t(o) for t, o in zip(finer_targets(out, indices), out))
+                floss = sum(t(o) for t, o in zip(spread(finer_targets(plain, indices)), out))
                 finer_grads = dict(zip(layer_modules, torch.autograd.grad(floss, [acts[m] for m in layer_modules], allow_unused=True)))
         del out  # frees the graph before the extra forwards
 
@@ -169,7 +188,7 @@ class CamEngine:
             spec = METHODS[method]
             kind = spec.kind
             if kind == "fullgrad":
-                fmap, peaks[(method, None)] = self._fullgrad(self._cam(method), xd, targets, grads, bias_layers)
+                fmap, peaks[(method, None)] = self._fullgrad(self._cam(method), xd, copies, grads, bias_layers)
                 maps[(method, None)] = torch.from_numpy(fmap).to(self.device)
                 continue
             for info in self.layers:
@@ -181,24 +200,31 @@ class CamEngine:
                     if info.module not in grids:  # shared by the fast methods of this layer
                         g = None if gr is None else info.to_nchw(gr, hw)
                         grids[info.module] = LayerGrids(info.to_nchw(acts[info.module], hw), g)
-                    maps[key], fast_peaks[key] = finish(RAW_MAPS[method](grids[info.module]), hw)
+                    maps[key], fast_peaks[key] = finish(RAW_MAPS[method](grids[info.module], self.eigen_smooth), hw)
                     continue
                 cam = self._cam(method)
                 if kind == "shapley":
-                    raw = self._shapley(cam, xd, info, targets)
+                    raw = self._shapley(cam, xd, info, copies)
                 else:
                     a = _numpy(info.to_nchw(acts[info.module], hw))
                     gr = None if gr is None else _numpy(info.to_nchw(gr, hw))
                     if kind == "perturb":
-                        raw = self._perturb(cam, method, xd, info, targets, a, gr)
+                        raw = self._perturb(cam, method, xd, info, copies, a, gr)
                     else:
-                        raw = cam.get_cam_image(xd, info.module, targets, a, gr, False)
+                        raw = self._cam_image(cam, xd, info.module, copies, a, gr)
                 scaled, peaks[key] = _finish(cam, raw, size)
                 maps[key] = torch.from_numpy(scaled).to(self.device)
+        if self.aug_smooth:  # back to the B images: maps averaged, the plain copy's peaks
+            maps = {key: deaugment(m, b) for key, m in maps.items()}
+            fast_peaks = {key: identity_rows(p, b) for key, p in fast_peaks.items()}
+            peaks = {key: identity_rows(p, b) for key, p in peaks.items()}
         if fast_peaks:  # one device-to-host copy for all of them
             peaks.update(zip(fast_peaks, torch.stack(list(fast_peaks.values())).cpu().numpy()))
         peaks = {key: peaks[key] for key in maps}
         return BatchResult(maps, peaks, targets, indices, scores, confs)
+
+    def _cam_image(self, cam, *args):
+        return call(type(cam).get_cam_image, cam, *args, eigen_smooth=self.eigen_smooth)
 
     def _perturb(self, cam, method, xd, info, targets, a, gr):
         # image by image: ScoreCAM builds a (channels x image) tensor per image
@@ -206,10 +232,8 @@ class CamEngine:
             from pytorch_grad_cam.ablation_layer import AblationLayer, AblationLayerVit
 
             cam.ablation_layer = AblationLayer() if info.layout == "nchw" else AblationLayerVit()
-        rows = [
-            cam.get_cam_image(xd[b : b + 1], info.module, targets[b : b + 1], a[b : b + 1], None if gr is None else gr[b : b + 1], False)
-            for b in range(xd.shape[0])
-        ]
+        rows = [self._cam_image(cam, xd[b : b + 1], info.module, targets[b : b + 1], a[b : b + 1],
+                                None if gr is None else gr[b : b + 1]) for b in range(xd.shape[0])]
         return np.concatenate(rows, axis=0)
 
     def _shapley(self, cam, xd, info, targets):
@@ -235,7 +259,7 @@ class CamEngine:
         # BaseCAM.get_cam_image's weighted sum, fed the precomputed weights
         fixed = SimpleNamespace(get_cam_weights=lambda *args: weights)
         a = _numpy(info.to_nchw(act, tuple(xd.shape[-2:])))
-        return BaseCAM.get_cam_image(fixed, xin, info.module, targets, a, None, False)
+        return call(BaseCAM.get_cam_image, fixed, xin, info.module, targets, a, None, eigen_smooth=self.eigen_smooth)
 
     def _fullgrad(self, cam, xd, targets, grads, bias_layers):
         missing = [m for m in bias_layers if grads.get(m) is None]
@@ -245,7 +269,7 @@ class CamEngine:
         leaf = xd.clone().requires_grad_(True)
         leaf.grad = grads["input"]
         try:
-            per_layer = cam.compute_cam_per_layer(leaf, targets, False)
+            per_layer = call(type(cam).compute_cam_per_layer, cam, leaf, targets, eigen_smooth=self.eigen_smooth)
         finally:
             # grad-cam's release() detaches these in place, which views refuse
             cam.activations_and_grads.gradients = []

@@ -5,8 +5,11 @@ Each raw map below is the maths of one grad-cam 1.5.7 class (``get_cam_weights``
 / ``get_cam_image``, named in its docstring), on float32 ``(B, C, h, w)``
 grids; :func:`finish` is grad-cam's post-processing of a layer's maps
 (``compute_cam_per_layer`` then ``aggregate_multi_layers`` for one layer).
-One deliberate difference: the eigen methods' sign (:func:`projection`: a
-defined one instead of LAPACK's). The resize uses cv2's own coefficients
+Each takes grad-cam's ``eigen_smooth`` flag: with it, the channel sum of the
+weighted activations becomes their :func:`projection` (``BaseCAM.get_cam_image``
+and HiResCAM's, GradCAMElementWise's and LayerCAM's own); EigenCAM and
+EigenGradCAM ignore it, as grad-cam's do. One deliberate difference: every
+projection's sign (:func:`projection`: a defined one instead of LAPACK's). The resize uses cv2's own coefficients
 (:func:`resize`), which torch's ``F.interpolate`` does not quite.
 """
 from functools import cached_property, lru_cache
@@ -40,27 +43,35 @@ class LayerGrids:
         return self.a.sum(dim=(2, 3), keepdim=True)
 
 
-def _weighted_sum(weights, a):
-    # grad-cam's (weights[:, :, None, None] * activations).sum(axis=1)
+def _weighted_sum(weights, a, eigen_smooth=False):
+    # BaseCAM.get_cam_image: (weights[:, :, None, None] * activations).sum(axis=1),
+    # or with eigen_smooth the projection of those weighted activations
+    if eigen_smooth:
+        return projection(weights[:, :, None, None] * a)
     return torch.einsum("bc,bchw->bhw", weights, a)
 
 
-def gradcam(t):
+def _channel_sum(x, eigen_smooth=False):
+    # the HiResCAM / GradCAMElementWise / LayerCAM get_cam_image's last step
+    return projection(x) if eigen_smooth else x.sum(dim=1)
+
+
+def gradcam(t, eigen_smooth=False):
     """``GradCAM``: channel weights = the gradients' spatial mean."""
-    return _weighted_sum(t.g.mean(dim=(2, 3)), t.a)
+    return _weighted_sum(t.g.mean(dim=(2, 3)), t.a, eigen_smooth)
 
 
-def hirescam(t):
+def hirescam(t, eigen_smooth=False):
     """``HiResCAM``: the channel sum of gradients x activations."""
-    return t.ga.sum(dim=1)
+    return _channel_sum(t.ga, eigen_smooth)
 
 
-def gradcamelementwise(t):
+def gradcamelementwise(t, eigen_smooth=False):
     """``GradCAMElementWise``: the channel sum of ReLU(gradients x activations)."""
-    return t.ga.clamp_min(0).sum(dim=1)
+    return _channel_sum(t.ga.clamp_min(0), eigen_smooth)
 
 
-def gradcamplusplus(t):
+def gradcamplusplus(t, eigen_smooth=False):
     """``GradCAMPlusPlus`` (eq. 19 of arXiv:1710.11063), grad-cam's eps of
     1e-6 in the denominator and its zeroed alphas where the gradient is 0."""
     g2 = t.g * t.g
@@ -68,41 +79,44 @@ def gradcamplusplus(t):
     aij = g2 / (2 * g2 + t.sum_a * g3 + 0.000001)
     aij = torch.where(t.g != 0, aij, 0.0)
     weights = (t.g.clamp_min(0) * aij).sum(dim=(2, 3))
-    return _weighted_sum(weights, t.a)
+    return _weighted_sum(weights, t.a, eigen_smooth)
 
 
-def xgradcam(t):
+def xgradcam(t, eigen_smooth=False):
     """``XGradCAM``: weights = sum over space of gradients x activations
     divided by the channel's spatial sum (+ grad-cam's eps of 1e-7)."""
     weights = (t.ga / (t.sum_a + 1e-7)).sum(dim=(2, 3))
-    return _weighted_sum(weights, t.a)
+    return _weighted_sum(weights, t.a, eigen_smooth)
 
 
-def layercam(t):
+def layercam(t, eigen_smooth=False):
     """``LayerCAM``: the channel sum of ReLU(gradients) x activations."""
-    return (t.g.clamp_min(0) * t.a).sum(dim=1)
+    return _channel_sum(t.g.clamp_min(0) * t.a, eigen_smooth)
 
 
-def randomcam(t):
+def randomcam(t, eigen_smooth=False):
     """``RandomCAM``: weights drawn like grad-cam's, from numpy's global
     generator (``np.random.uniform(-1, 1, (B, C))``), so seeding numpy seeds
     it; one draw per method and layer, in the engine's method-then-layer order."""
     weights = np.random.uniform(-1, 1, size=tuple(t.a.shape[:2]))
-    return _weighted_sum(torch.from_numpy(weights).to(t.a.device, torch.float32), t.a)
+    return _weighted_sum(torch.from_numpy(weights).to(t.a.device, torch.float32), t.a, eigen_smooth)
 
 
-def eigencam(t):
-    """``EigenCAM``: :func:`projection` of the activations."""
+def eigencam(t, eigen_smooth=False):
+    """``EigenCAM``: :func:`projection` of the activations (``eigen_smooth``
+    changes nothing, as in grad-cam)."""
     return projection(t.a)
 
 
-def eigengradcam(t):
-    """``EigenGradCAM``: :func:`projection` of gradients x activations."""
+def eigengradcam(t, eigen_smooth=False):
+    """``EigenGradCAM``: :func:`projection` of gradients x activations
+    (``eigen_smooth`` changes nothing, as in grad-cam)."""
     return projection(t.ga)
 
 
 def projection(x):
-    """grad-cam's ``get_2d_projection``, batched: each image's (h*w, C) matrix
+    """grad-cam's ``get_2d_projection`` (EigenCAM, EigenGradCAM, and every
+    method's ``eigen_smooth``), batched: each image's (h*w, C) matrix
     of ``x`` (NaNs set to 0), centred per channel, projected on its first
     right singular vector v.
 

@@ -19,6 +19,8 @@ from ..errors import CamArgumentError
 #   shapley    - second-order: its own forward and double backward per layer
 #   finer      - its own target (the class against its nearest rivals): one
 #                more backward over the shared forward's graph
+# eigen_smooth: False where grad-cam's class ignores that flag (its map is a
+# projection already, or no weighted sum at all)
 
 
 @dataclass(frozen=True)
@@ -28,6 +30,7 @@ class Method:
     kind: str
     costly: bool = False
     fast: bool = False  # its maps come from .fastmaps, not from grad-cam's code
+    eigen_smooth: bool = True  # grad-cam's eigen_smooth changes its maps
 
     @property
     def cls(self):
@@ -45,11 +48,11 @@ METHODS = {
         Method("gradcamplusplus", "GradCAMPlusPlus", "gradient", fast=True),
         Method("xgradcam", "XGradCAM", "gradient", fast=True),
         Method("layercam", "LayerCAM", "gradient", fast=True),
-        Method("eigengradcam", "EigenGradCAM", "gradient", fast=True),
+        Method("eigengradcam", "EigenGradCAM", "gradient", fast=True, eigen_smooth=False),
         Method("randomcam", "RandomCAM", "gradient", fast=True),
-        Method("eigencam", "EigenCAM", "activation", fast=True),
-        Method("kpca_cam", "KPCA_CAM", "activation"),
-        Method("fem", "FEM", "activation"),
+        Method("eigencam", "EigenCAM", "activation", fast=True, eigen_smooth=False),
+        Method("kpca_cam", "KPCA_CAM", "activation", eigen_smooth=False),
+        Method("fem", "FEM", "activation", eigen_smooth=False),
         Method("scorecam", "ScoreCAM", "perturb", costly=True),
         Method("ablationcam", "AblationCAM", "perturb", costly=True),
         Method("fullgrad", "FullGrad", "fullgrad"),

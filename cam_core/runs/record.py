@@ -40,6 +40,7 @@ class CamRunConfig(fors.RunConfig):
         all_objects: whether every object counted, not only the target class's
         iou_threshold: the relative map level of ``iou``
         faithfulness: whether ROAD was computed
+        eigen_smooth, aug_smooth: grad-cam's smoothing options the maps were made with
         scorings: the named scorings added later (:func:`cam_core.score_regions`
             with ``name=``): ``{name: {"gt_field", "all_objects", "iou_threshold"}}``
         assumed_stretch: the preprocessing step whose change of size was
@@ -50,7 +51,8 @@ class CamRunConfig(fors.RunConfig):
     def __init__(self, model=None, model_kwargs=None, layers=None, methods=None, target="prediction",
                  target_class=None, transforms=None, default_transforms=False, classes=None, storage="png",
                  output_dir=None, fields=None, agreement_field=None, gt_field=None, all_objects=False,
-                 iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, scorings=None, **kwargs):
+                 iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, scorings=None,
+                 eigen_smooth=False, aug_smooth=False, **kwargs):
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
         self.layers = list(layers or [])
@@ -71,6 +73,8 @@ class CamRunConfig(fors.RunConfig):
         self.assumed_stretch = assumed_stretch
         self.versions = dict(versions or {})
         self.scorings = dict(scorings or {})
+        self.eigen_smooth = bool(eigen_smooth)
+        self.aug_smooth = bool(aug_smooth)
         kwargs.setdefault("method", "cam")
         super().__init__(**kwargs)
 
