@@ -30,7 +30,7 @@ class ScoreCamRun(foo.Operator):
             allow_delegated_execution=True,
         )
 
-    def __call__(self, sample_collection, run_key, gt_field, all_objects=False, iou_threshold=0.5,
+    def __call__(self, sample_collection, run_key, gt_field, all_objects=True, iou_threshold=0.5,
                  delegate=False, delegation_target=None):
         """Runs :func:`cam_core.score_regions` through this operator.
 
@@ -38,7 +38,8 @@ class ScoreCamRun(foo.Operator):
             sample_collection: the run's dataset or a view of it
             run_key: a CAM run's key
             gt_field: an ``fo.Detections``, ``fo.Polylines`` or ``fo.Segmentation`` field
-            all_objects (False): every object instead of those of each map's target class
+            all_objects (True): every object of the sample, whatever each map's
+                target class; False: only the objects of each map's target class
             iou_threshold (0.5): the map's relative level for ``iou``, in (0, 1]
             delegate (False): queue the scoring for a delegated worker
             delegation_target (None): the orchestrator to queue it on
@@ -69,15 +70,16 @@ class ScoreCamRun(foo.Operator):
                 inputs, "gt_field", cam_core.object_fields(view), label="Objects", required=True,
                 description="Each map gets mass_inside, pointing_hit and iou against this field's objects",
             )
-            inputs.bool("all_objects", default=False, label="All objects",
-                        description="Score against every object, not only those of each map's explained class")
+            inputs.bool("all_objects", default=True, label="All objects",
+                        description="Score against every object of the sample, whatever class the map explains "
+                                    "(untick: only the objects of each map's explained class)")
             inputs.float("iou_threshold", default=0.5, label="IoU threshold",
                          description="The map's level, relative to its maximum, whose region is compared with the objects (0 to 1]")
             p = ctx.params
             gt = p.get("gt_field")
             if gt:
                 _, ok = choices.engine_check(inputs, {}, cam_core.check_score_args, view, key, gt,
-                                             bool(p.get("all_objects", False)), p.get("iou_threshold", 0.5))
+                                             bool(p.get("all_objects", True)), p.get("iou_threshold", 0.5))
                 old = ctx.dataset.get_run_info(key).config.gt_field
                 if ok and old and old != gt:
                     inputs.view("replaces", types.Warning(
@@ -92,7 +94,7 @@ class ScoreCamRun(foo.Operator):
         key, gt = p["run_key"], p["gt_field"]
 
         def work(callback):
-            return cam_core.score_regions(view, key, gt, all_objects=bool(p.get("all_objects", False)),
+            return cam_core.score_regions(view, key, gt, all_objects=bool(p.get("all_objects", True)),
                                           iou_threshold=p.get("iou_threshold", 0.5), progress=callback)
 
         if progress.returns_result(ctx):

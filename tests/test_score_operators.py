@@ -63,6 +63,7 @@ def test_scoring_later_equals_scoring_in_the_run(run):
             assert later == scores(run, f"ref_{method}_layer4.{score}")
             assert [v is None for v in later.values()] == empty, (method, score, later)
     assert run.get_run_info("cam").config.gt_field == "objects"
+    assert run.get_run_info("cam").config.all_objects is True  # the default, as compute_cams'
     # the new scores are declared: the sidebar can filter them
     assert "cam_gradcam_layer4.mass_inside" in run.get_field_schema(flat=True)
 
