@@ -96,22 +96,29 @@ class ComputeCams(foo.Operator):
         return f"compute_cams ({ctx.params.get('run_key') or params.defaults()['run_key']})"
 
     def execute(self, ctx):
-        job = _Job(ctx)
         if int(ctx.params.get("num_shards") or 1) > 1:
+            job = _Job(ctx)
             value = job.queue(int(ctx.params["num_shards"]))
             return value if progress.returns_result(ctx) else _notify(ctx, value)
         if ctx.delegated:
             # a worker: progress is saved on the operation, the summary is its result
+            job = _Job(ctx)
             return progress.run(ctx, job.run, len(job.view))
-        return _immediate(ctx, job)
+        return _immediate(ctx)
 
     def resolve_output(self, ctx):
         results = ctx.results or {}
         if not isinstance(results, dict) or "message" not in results:
             return None
-        outputs = types.Object()
-        outputs.str("message", label="Summary", view=types.MarkdownView(read_only=True))
-        return types.Property(outputs, view=types.View(label="Class activation maps computed"))
+        return summary_output()
+
+
+def summary_output():
+    """How a run's :func:`summary` is shown: the operator's output for a
+    delegated run, the App's output dialog for one run from the App."""
+    outputs = types.Object()
+    outputs.str("message", label="Summary", view=types.MarkdownView(read_only=True))
+    return types.Property(outputs, view=types.View(label="Class activation maps computed"))
 
 
 def _context(sample_collection, selected=None):
@@ -174,12 +181,16 @@ class _Job:
         return {"run_key": key, "queued": op_ids, "num_samples": 0, "num_skipped": 0, "skipped_reasons": {},
                 "fields": [], "message": message}
 
-    def run(self, progress):
+    def run(self, reporter):
+        """Computes the run, telling ``reporter`` (a :class:`operators.progress.Reporter`) how it goes."""
         import cam_core
 
+        key, batch = self.kwargs["run_key"], self.kwargs["batch_size"]
+        reporter.batch_size = batch
+        # what compute_cams does before its first batch ends: the run declared, then a batch (and the warm-up)
+        reporter.step(f"Declaring run '{key}' ({len(self.view)} samples), then computing its first batch of {batch}")
         with self.facts.lock:
-            results = cam_core.compute_cams(self.view, progress=progress, **self.kwargs)
-        key = self.kwargs["run_key"]
+            results = cam_core.compute_cams(self.view, progress=reporter, **self.kwargs)
         cam_core.show_run(self.dataset, key, list(results.fields))
         return summary(key, results)
 
@@ -212,10 +223,19 @@ def _notify(ctx, value):
     return value
 
 
-def _immediate(ctx, job):
-    """Streams the run's progress to the App, then reloads the dataset and
-    says what happened."""
-    value = yield from progress.run(ctx, job.run, len(job.view))
+def _immediate(ctx):
+    """Streams the run's progress to the App from its first step (the model
+    loaded and probed in the work's thread, then the run declared, then each
+    batch), then reloads the dataset and says what happened: a toast, and the
+    summary in the App's output dialog, which stays until closed."""
+    source, name = ctx.params.get("model_source"), ctx.params.get("model")
+    name = f"{source}:{name}" if source in ("torchvision", "timm") else name
+
+    def work(reporter):
+        job = _Job(ctx)  # loads and probes the model (once per process)
+        return job.run(reporter)
+
+    value = yield from progress.run(ctx, work, 0, first=f"Loading and probing model '{name}'")
     yield ctx.ops.reload_dataset()
     # the open App keeps the colour scheme it loaded; the dataset's new one
     # (colour by value) applies to later sessions, this to the current one
@@ -226,3 +246,6 @@ def _immediate(ctx, job):
         yield ctx.ops.set_active_fields(fields=active + [f for f in value["fields"][:1] if f not in active])
     variant = "success" if not value["num_skipped"] else "warning"
     yield ctx.ops.notify(value["message"], variant=variant)
+    # a generator's return value never reaches the App: the summary is shown
+    # as the operator's output would be, in the dialog the progress used
+    yield ctx.ops.show_output(summary_output().to_json(), {"message": value["message"]})

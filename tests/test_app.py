@@ -3,17 +3,21 @@
 The App server runs in its own process over a small dataset of photos; the
 test opens the operator browser, fills the compute_cams form (refused first
 for a bad run key and for no layer), runs it with two methods and two
-layers, checks the stored maps from another process, then opens a sample
-and saves a screenshot of its heatmap over the photo. The server and the
-browser are stopped at the end, and the test checks that none of their
-processes is left.
+layers on a slow model (the progress dialog names the steps before the
+first batch ends, comes back when its "Done" is clicked mid-run, and keeps
+the run's summary after the toast is gone), checks the stored maps from
+another process, then opens a sample and saves a screenshot of its heatmap
+over the photo. The server and the browser are stopped at the end, and the
+test checks that none of their processes is left.
 
 A second test plants maps and boxes whose ``mass_inside`` scores are known
 by construction, filters the sidebar on that score (a lower bound, then
 both bounds), and checks that the grid shows exactly the expected samples.
 A third runs ``sort_by_cam_score`` from the operator browser on the same
 planted scores (the grid shows the expected samples in the expected order),
-then ``summarize_cam_run``, whose three pictures the App shows.
+then ``summarize_cam_run``, whose three pictures the App shows, then
+``delete_cam_run`` while the sorted view is loaded: the grid shows the whole
+dataset again and the run's sidebar group is gone, without a page reload.
 
 Set ``CAM_APP_SCREENSHOTS=<folder>`` to keep the screenshots.
 """
@@ -229,6 +233,9 @@ def _open_grid(page, url, dataset_name, count):
 def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
     from playwright.sync_api import expect
 
+    # a slow model, so that the steps of a run are seen (the App server builds it from this registration)
+    foo.get_operator(f"{PLUGIN}/register_cam_model")(
+        "tiny-resnet", "test_operators:tiny_resnet", kwargs={"forward_delay": 0.8}, overwrite=True)
     shots = _screenshots_dir()
     with _browser_page() as page:
         tiles = _open_grid(page, app_url, photos.name, 4)
@@ -286,12 +293,23 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
         page.screenshot(path=os.path.join(shots, "app-form.png"))
         execute.click()
 
-        # progress streams while it runs; then the App says what happened
-        done = page.get_by_role("button", name="Done")
-        expect(done).to_be_visible(timeout=180000)
-        expect(page.get_by_text("4 / 4 samples")).to_be_visible()
-        expect(page.get_by_text("CAM run 'cam': 4 sample(s) got 4 map(s) each; none skipped")).to_be_visible()
-        done.click()
+        # progress streams from the run's first step (the model is slow: each
+        # forward takes 0.8 s): before the first batch ends, the dialog names the
+        # step; its "Done" (FiftyOne's, it only hides the dialog) does not leave
+        # the user without it while the run goes on; after the run, the summary
+        # stays in it (the toast goes after a few seconds)
+        dialog = page.locator('[data-cy="operators-prompt-view-modal"]')
+        summary = "CAM run 'cam': 4 sample(s) got 4 map(s) each; none skipped"
+        preparing = "Declaring run 'cam' (4 samples), then computing its first batch of 16"
+        expect(dialog.get_by_text(preparing)).to_be_visible(timeout=120000)
+        dialog.get_by_role("button", name="Done").click()
+        expect(dialog).to_be_visible(timeout=5000)
+        expect(dialog.get_by_text(summary)).to_be_visible(timeout=180000)
+        time.sleep(10)
+        expect(dialog.get_by_text(summary)).to_be_visible()
+        page.screenshot(path=os.path.join(shots, "app-run-summary.png"))
+        dialog.get_by_role("button", name="Done").click()
+        expect(dialog).to_be_hidden(timeout=10000)
 
         stored = _stored_maps(photos.name, "cam")
         assert stored["methods"] == ["gradcam", "gradcamplusplus"]
@@ -554,4 +572,30 @@ def test_sort_and_summarize_a_run_from_the_operator_browser(scored_photos, plugi
         assert [_thumbnails_down(column) for column in halves] == [3, 3]
         time.sleep(1)
         page.screenshot(path=os.path.join(shots, "app-summary.png"))
+
+        # the run deleted while its sorted view is loaded: the grid shows the
+        # dataset again (the view's stages were on the run's fields), and the
+        # run leaves the sidebar, its group included, without a page reload
+        for close in ("Done", "Close"):
+            button = page.get_by_role("button", name=close)
+            if button.count() and button.first.is_visible():
+                button.first.click()
+        expect(shown).to_have_text(expected, timeout=30000)
+        form = _run_operator(page, "Delete a CAM", "Delete a CAM run")
+        form.get_by_role("combobox").click()  # no run is preselected for deleting
+        page.get_by_role("option", name="cam", exact=True).click()
+        execute = form.get_by_role("button", name="Execute")
+        expect(form.get_by_text(SCORED_FIELD, exact=False)).to_be_visible(timeout=30000)
+        expect(execute).to_be_enabled(timeout=30000)
+        execute.click()
+        expect(form).to_be_hidden(timeout=60000)
+        expect(tiles).to_have_count(len(MASS_INSIDE), timeout=60000)
+        expect(shown).to_have_text(list(MASS_INSIDE), timeout=30000)
+        count = page.locator('#root [data-cy="entry-counts"] [data-cy="entry-count-part"]')
+        expect(count).to_have_text(str(len(MASS_INSIDE)), timeout=30000)
+        expect(page.locator(f'#root [data-cy="sidebar-field-{SCORED_FIELD}"]')).to_have_count(0, timeout=30000)
+        expect(page.locator('#root [data-cy="sidebar-group-cam: cam-field"]')).to_have_count(0, timeout=30000)
+        page.screenshot(path=os.path.join(shots, "app-run-deleted.png"))
+    dataset.reload()
+    assert "cam" not in dataset.list_runs()
     print(f"screenshots in {shots}")

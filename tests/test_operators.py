@@ -8,6 +8,7 @@ through its registration in the database.
 import asyncio
 import http.server
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -33,15 +34,19 @@ CLASSES = ["astronaut", "cat", "coffee", "rocket"]
 PHOTOS = {"astronaut": "astronaut", "chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
 
 
-def tiny_resnet():
+def tiny_resnet(forward_delay=0.0):
     """The factory registered for the App and the workers (``test_operators:tiny_resnet``):
-    ResNet-18 with random weights, 4 classes, 64 px inputs."""
+    ResNet-18 with random weights, 4 classes, 64 px inputs; with
+    ``forward_delay``, every forward first sleeps that many seconds (a slow
+    model, for what the App shows while a run is long)."""
     import torch
     import torchvision
     from torchvision import transforms as T
 
     torch.manual_seed(0)
     module = torchvision.models.resnet18(weights=None, num_classes=len(CLASSES)).eval()
+    if forward_delay:
+        module.register_forward_pre_hook(lambda *_: time.sleep(forward_delay))
     transforms = T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
     return cam_core.CamModel(module, transforms, list(CLASSES))
 
@@ -174,14 +179,84 @@ def test_immediate_run_streams_progress_then_reloads_and_says_what_was_skipped(p
     progress = [m.params["progress"] for m in messages if m.operator_uri == "set_progress"]
     assert progress[0] == 0.0 and progress[-1] == 1.0 and len(progress) >= 4
     assert progress == sorted(progress)
-    assert names[-4:] == ["reload_dataset", "set_color_scheme", "set_active_fields", "notify"]
-    assert messages[-3].params == {"color_by": "value"}
-    assert messages[-2].params["fields"] == ["stream_gradcam_layer4"]
-    note = messages[-1].params
+    assert names[-5:] == ["reload_dataset", "set_color_scheme", "set_active_fields", "notify", "show_output"]
+    assert messages[-4].params == {"color_by": "value"}
+    assert messages[-3].params["fields"] == ["stream_gradcam_layer4"]
+    note = messages[-2].params
     assert note["variant"] == "warning"
     assert note["message"] == (
         "CAM run 'stream': 4 sample(s) got 1 map(s) each; 2 skipped (1 file not found, 1 cannot read image)"
     )
+
+
+def test_immediate_run_reports_its_steps_before_the_first_batch_and_keeps_its_summary(photos, registered):
+    """The App hears from the run from its start (the model, the run declared),
+    then batch by batch; the summary is shown in an output dialog (which stays
+    until closed), the same output a delegated run's result gets."""
+    op = foo.OperatorRegistry().get_operator(uri("compute_cams"))
+    params = {"model_source": "registered", "model": "tiny-resnet", "methods": ["gradcam"], "run_key": "steps",
+              "batch_size": 2}
+    ctx = ExecutionContext(request_params={"dataset_name": photos.name, "params": params}, executor=Executor())
+    stream = op.execute(ctx)
+    first = next(stream).body
+    # the first message comes before anything is loaded or recorded
+    assert first.operator_uri == "set_progress" and first.params["progress"] == 0.0
+    assert first.params["label"] == "Loading and probing model 'tiny-resnet'"
+    photos.reload()
+    assert "steps" not in photos.list_runs()
+    messages = [first] + [m.body for m in stream]
+    labels = [m.params["label"] for m in messages if m.operator_uri == "set_progress"]
+    labels = [re.sub(r" \(\d+ s\)$", "", text) for text in labels]  # the repeats of a long step
+    steps = list(dict.fromkeys(labels))
+    assert steps == [
+        "Loading and probing model 'tiny-resnet'",
+        "Declaring run 'steps' (4 samples), then computing its first batch of 2",
+        *(["0 / 4 samples, computing batch 1 of 2"] if "0 / 4 samples, computing batch 1 of 2" in steps else []),
+        "2 / 4 samples, computing batch 2 of 2",
+        "4 / 4 samples",
+    ]
+    shown = messages[-1]
+    assert shown.operator_uri == "show_output"
+    message = "CAM run 'steps': 4 sample(s) got 1 map(s) each; none skipped"
+    assert shown.params["results"] == {"message": message}
+    # the output a delegated run's result gets, for the same summary
+    out_ctx = ExecutionContext(request_params={"dataset_name": photos.name, "params": params,
+                                               "results": {"message": message}}, executor=Executor())
+    assert shown.params["outputs"] == op.resolve_output(out_ctx).to_json()
+    assert shown.params["outputs"]["view"]["label"] == "Class activation maps computed"
+
+
+def test_streamed_progress_repeats_a_long_step_with_its_elapsed_time(monkeypatch):
+    """A step that takes long (a first batch, a slow model load) is repeated
+    to the App every TICK seconds, so its progress dialog never sits silent."""
+    import importlib.util
+
+    # the plugin's module, loaded on its own (FiftyOne loads the plugin under a made-up name)
+    spec = importlib.util.spec_from_file_location("cam_plugin_progress", os.path.join(REPO, "operators", "progress.py"))
+    progress_module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(progress_module)
+    monkeypatch.setattr(progress_module, "TICK", 0.2)
+
+    class Bar:  # what FiftyOne hands a progress callback
+        iteration, total, progress = 3, 3, 1.0
+
+    def work(reporter):
+        reporter.step("Warming up")
+        time.sleep(0.9)
+        reporter(Bar())
+        return "result"
+
+    ctx = ExecutionContext(request_params={"params": {}}, executor=Executor())
+    stream = progress_module.run(ctx, work, 3)
+    labels = []
+    try:
+        while True:
+            labels.append(next(stream).body.params["label"])
+    except StopIteration as stop:
+        assert stop.value == "result"
+    assert labels[0] == "0 / 3 samples" and labels[1] == "Warming up" and labels[-1] == "3 / 3 samples"
+    repeats = labels[2:-1]
+    assert len(repeats) >= 3 and all(re.fullmatch(r"Warming up \(\d+ s\)", r) for r in repeats), labels
 
 
 def test_delegated_run_is_executed_by_a_worker_process(photos, registered, plugins_dir):
@@ -365,6 +440,85 @@ def test_overwrite_and_run_management(photos, registered):
     assert photos.list_runs() == []
     assert "cam: m" not in [g.name for g in photos.app_config.sidebar_groups]
     assert out["deleted_fields"] == res.fields + ["m_agreement"]
+
+
+def _delete_from_the_app(dataset, run_key, **app_state):
+    """Runs delete_cam_run as the App does, with the App's view / filters /
+    saved view name, and then each execution of itself it triggers, as the
+    App's queue does; returns the App operations asked for: ``[(name, params)]``."""
+    op = foo.OperatorRegistry().get_operator(uri("delete_cam_run"))
+    op.execute.__globals__["WAIT_SECONDS"] = 0.0  # no App to wait for
+    request = dict(app_state, dataset_name=dataset.name)
+    todo, ops = [{"run_key": run_key}], []
+    while todo:
+        ctx = ExecutionContext(request_params=dict(request, params=todo.pop(0)), executor=Executor())
+        assert op.resolve_input(ctx) is not None  # what the App checks first
+        op.execute(ctx)
+        for r in ctx.executor._requests:
+            if r.operator_uri == op.uri:
+                todo.append(r.params)
+            else:
+                ops.append((r.operator_uri, r.params))
+    return ops
+
+
+def _stages(view):
+    """A view's stages as the App sends them (JSON)."""
+    import json
+
+    from bson import json_util
+
+    return json.loads(json_util.dumps(view._serialize()))
+
+
+def test_deleting_the_run_of_the_loaded_view_resets_the_apps_view_filters_and_sidebar(photos, registered):
+    compute(photos, methods=["gradcam"], layers=["layer4"], run_key="m")
+    compute(photos, methods=["gradcam"], layers=["layer4"], run_key="other")
+    # the App shows m's samples sorted by a score (as sort_by_cam_score opens them),
+    # after a stage of the user's own, with a sidebar filter on m's score and one on the labels
+    sorted_view = cam_core.sort_by_score(photos.exists("ground_truth"), "m", "peak")
+    sent = _stages(sorted_view)
+    assert sent[0]["_cls"] == "fiftyone.core.stages.Exists" and len(sent) > 1
+    filters = {"m_gradcam_layer4.peak": {"range": [0.0, 1.0], "_CLS": "numeric", "exclude": False, "isMatching": False},
+               "ground_truth.label": {"values": ["cat"], "exclude": False, "isMatching": False}}
+    ops = _delete_from_the_app(photos, "m", view=sent, filters=filters,
+                               active_fields=["tags", "m_gradcam_layer4", "ground_truth"])
+    # the App leaves the dataset and opens it again (so that it reads the sidebar
+    # groups again: the run's is gone); the stages on m's fields are dropped, the
+    # user's stage kept (as sent); the filter on m is dropped, the other kept; the
+    # shown fields but m's shown again
+    assert [name for name, _ in ops] == ["open_dataset", "open_dataset", "set_view", "set_filters",
+                                         "set_active_fields", "notify"]
+    assert ops[0][1] == {"dataset": None} and ops[1][1] == {"dataset": photos.name}
+    assert ops[2][1]["view"] == sent[:1]
+    assert ops[3][1] == {"ground_truth.label": filters["ground_truth.label"]}
+    assert ops[4][1] == {"fields": ["tags", "ground_truth"]}
+    assert ops[5][1]["message"] == "CAM run 'm' deleted: 1 field(s)"
+    photos.reload()
+    assert "m" not in photos.list_runs() and "cam: m" not in [g.name for g in photos.app_config.sidebar_groups]
+
+    # a saved view of the run, loaded by its name: back to the dataset's samples
+    cam_core.sort_by_score(photos, "other", "peak", view_name="other-sorted")
+    ops = _delete_from_the_app(photos, "other", view=[], view_name="other-sorted",
+                               filters={"other_gradcam_layer4.peak": filters["m_gradcam_layer4.peak"]})
+    assert [name for name, _ in ops] == ["open_dataset", "open_dataset", "clear_sidebar_filters", "set_active_fields",
+                                         "notify"]
+
+    # a view that does not use the run is restored as it was, a saved one by its name
+    compute(photos, methods=["gradcam"], layers=["layer4"], run_key="m")
+    sent = _stages(photos.limit(2))
+    ops = _delete_from_the_app(photos, "m", view=sent, filters={})
+    assert [name for name, _ in ops] == ["open_dataset", "open_dataset", "set_view", "set_active_fields", "notify"]
+    assert ops[2][1]["view"] == sent
+    photos.save_view("two", photos.limit(2))
+    compute(photos, methods=["gradcam"], layers=["layer4"], run_key="m")
+    ops = _delete_from_the_app(photos, "m", view=[], view_name="two", filters={})
+    assert ops[2] == ("set_view", {"name": "two"})
+
+    # from Python: the result, and nothing for an App
+    compute(photos, methods=["gradcam"], layers=["layer4"], run_key="m")
+    out = foo.get_operator(uri("delete_cam_run"))(photos, "m")
+    assert out == {"run_key": "m", "deleted_fields": ["m_gradcam_layer4"]}
 
 
 def test_list_cam_runs_shows_lists_and_times_readably_in_the_app(photos, registered):
