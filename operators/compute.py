@@ -104,6 +104,8 @@ class ComputeCams(foo.Operator):
             # a worker: progress is saved on the operation, the summary is its result
             job = _Job(ctx)
             return progress.run(ctx, job.run, len(job.view))
+        # refused at once, before the stream starts (the model is loaded in its thread, later)
+        _check_output_dir(ctx)
         return _immediate(ctx)
 
     def resolve_output(self, ctx):
@@ -111,6 +113,14 @@ class ComputeCams(foo.Operator):
         if not isinstance(results, dict) or "message" not in results:
             return None
         return summary_output()
+
+
+def _check_output_dir(ctx):
+    """The App's output folder must lie under the output root (a CamArgumentError fails the operation)."""
+    import cam_core
+
+    if ctx.params.get("output_dir"):
+        cam_core.check_output_dir(ctx.params["output_dir"], secret(ctx, cam_core.OUTPUT_ROOT_ENV))
 
 
 def summary_output():
