@@ -135,7 +135,6 @@ def compute(plan, claim, progress, started, only_ids=None):
     writer = BatchWriter(plan, claim, started)
     try:
         with fou.ProgressBar(total=len(ids), progress=progress) as pb:
-            pb.set_iteration(0)  # tells a progress callback the run is declared and its first batch starts
             for items in loader(paths, plan.steps, plan.batch_size, plan.num_workers):
                 good, skipped = [], []
                 for it in items:
