@@ -9,8 +9,6 @@ A worker claims a shard as a run is claimed: atomically, taking over a dead
 holder's claim by a compare-and-swap, so two workers on one shard cannot both
 compute it. The run's status sums its shards.
 """
-import os
-import socket
 import uuid
 
 from ..errors import CamArgumentError
@@ -76,10 +74,7 @@ def claim_shard(dataset, run_key, shard):
             "run_key", f"shard {shard} of run '{run_key}' is being computed now by process {owner['pid']} on "
                        f"{owner['host']}")
     token = uuid.uuid4().hex
-    mine = {"owner": {"host": socket.gethostname(), "pid": os.getpid(), "token": token}, "state": st.RUNNING,
-            "heartbeat": st._now(), "error": None}
-    held = {"owner.token": doc["owner"]["token"]} if doc.get("owner") else {"owner": None}
-    if coll.find_one_and_update({"_id": doc_id, **held}, {"$set": mine}) is None:
+    if coll.find_one_and_update({"_id": doc_id, **_held(doc)}, {"$set": st.held_by_me(token)}) is None:
         raise CamArgumentError("run_key", f"shard {shard} of run '{run_key}' was claimed by another process just now")
     return st.Claim(doc_id, token)
 
@@ -93,9 +88,13 @@ def requeue(dataset, run_key, shard):
     doc = shard_doc(dataset, run_key, shard)
     if doc is None or doc["state"] in (st.COMPLETE,) or st._alive(doc):
         return False
-    held = {"owner.token": doc["owner"]["token"]} if doc.get("owner") else {"owner": None}
     reset = {"owner": None, "state": st.QUEUED, "error": None, "op_id": None}
-    return st._collection().update_one({"_id": doc["_id"], **held}, {"$set": reset}).modified_count == 1
+    return st._collection().update_one({"_id": doc["_id"], **_held(doc)}, {"$set": reset}).modified_count == 1
+
+
+def _held(doc):
+    """A filter matching ``doc`` only while its holder is unchanged (the compare of a compare-and-swap)."""
+    return {"owner.token": doc["owner"]["token"]} if doc.get("owner") else {"owner": None}
 
 
 def shard_state(doc):

@@ -175,6 +175,12 @@ class Claim:
         return _state_of(_collection().find_one({"_id": self.doc_id}), run_key)
 
 
+def held_by_me(token, now=None):
+    """The fields of a state document that this process holds (running, beating now)."""
+    return {"owner": {"host": socket.gethostname(), "pid": os.getpid(), "token": token}, "state": RUNNING,
+            "heartbeat": now or _now(), "error": None}
+
+
 def claim(dataset, run_key, mode, output_dir, registered, fields=()):
     """Claims ``run_key`` on ``dataset`` for this process, atomically.
 
@@ -199,8 +205,7 @@ def claim(dataset, run_key, mode, output_dir, registered, fields=()):
     doc_id = _doc_id(dataset, run_key)
     token = uuid.uuid4().hex
     now = _now()
-    mine = {"owner": {"host": socket.gethostname(), "pid": os.getpid(), "token": token}, "state": RUNNING,
-            "heartbeat": now, "error": None, "output_dir": output_dir, "fields": list(fields)}
+    mine = dict(held_by_me(token, now), output_dir=output_dir, fields=list(fields))
     fresh = {"_id": doc_id, "dataset_id": str(dataset._doc.id), "dataset_name": dataset.name, "run_key": run_key,
              "started": now, "num_samples": 0, "seconds": 0.0, "skipped": {}, **mine}
     try:
