@@ -101,3 +101,87 @@ def voc_deeplab():
     model = deeplab()
     model.classifier.append(_VocRegions())
     return model.eval()
+
+
+def small_fasterrcnn(num_classes=4, size=224):
+    """torchvision's Faster R-CNN (MobileNetV3 FPN), random weights, resizing to
+    ``size`` inside, every box kept (random weights score low)."""
+    torch.manual_seed(0)
+    return torchvision.models.detection.fasterrcnn_mobilenet_v3_large_fpn(
+        weights=None, weights_backbone=None, num_classes=num_classes, min_size=size, max_size=size,
+        box_score_thresh=0.0, box_detections_per_img=10).eval()
+
+
+class PlantedDetector(nn.Module):
+    """A detector with a known answer, following cam_core's detector contract
+    (a (B, 3, H, W) tensor in, per image ``boxes``, ``labels``, ``scores``).
+
+    ``features`` (stride 4) has a channel that responds to red and one that
+    responds to blue. Every image gets two boxes, given relative to its size:
+    ``HONEST`` (label 1), scored by the blue inside it, and ``FOOLED``
+    (label 2), scored by the red in ``MARK``, a region outside the box: the
+    box is found by its context. A scene (``planted_scene``) has a blue
+    square in each box and, when marked, a red square on ``MARK``.
+    """
+
+    HONEST = (0.55, 0.55, 0.9, 0.9)
+    FOOLED = (0.1, 0.55, 0.45, 0.9)
+    MARK = (0.1, 0.1, 0.35, 0.35)
+    classes = ["background", "honest", "fooled"]
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, 1)
+        with torch.no_grad():
+            self.stem.weight.zero_()
+            self.stem.bias.zero_()
+            self.stem.weight[0, :, 0, 0] = torch.tensor([1.0, -0.5, -0.5])  # red
+            self.stem.weight[1, :, 0, 0] = torch.tensor([-0.5, -0.5, 1.0])  # blue
+            self.stem.weight[2:, :, 0, 0] = 0.1  # brightness, read by nobody
+        self.features = nn.Sequential(nn.ReLU(), nn.AvgPool2d(4))
+        self.transforms = _to_tensor()
+
+    @staticmethod
+    def _cells(box, h, w):
+        x1, y1, x2, y2 = box
+        return slice(int(y1 * h), max(int(y2 * h), int(y1 * h) + 1)), slice(int(x1 * w), max(int(x2 * w), int(x1 * w) + 1))
+
+    def forward(self, x):
+        f = self.features(self.stem(x))
+        gh, gw = f.shape[-2:]
+        H, W = x.shape[-2:]
+        out = []
+        for b in range(x.shape[0]):
+            ys, xs = self._cells(self.HONEST, gh, gw)
+            honest = torch.sigmoid(4 * f[b, 1, ys, xs].mean() - 1)
+            ys, xs = self._cells(self.MARK, gh, gw)
+            fooled = torch.sigmoid(4 * f[b, 0, ys, xs].mean() - 1)
+            boxes = torch.tensor([self.HONEST, self.FOOLED], dtype=x.dtype) * torch.tensor([W, H, W, H], dtype=x.dtype)
+            out.append({"boxes": boxes, "labels": torch.tensor([1, 2]), "scores": torch.stack([honest, fooled])})
+        return out
+
+
+def _to_tensor():
+    from torchvision.transforms import v2 as T
+
+    return T.Compose([T.PILToTensor(), T.ToDtype(torch.float32, scale=True)])
+
+
+def planted_scene(path, marked, size=(160, 128), seed=0):
+    """Writes a grey scene with a blue square in each of PlantedDetector's
+    boxes and, when ``marked``, a red square on its MARK; returns the path."""
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(seed)
+    w, h = size
+    img = np.full((h, w, 3), 110, np.uint8) + rng.integers(0, 20, (h, w, 3), dtype=np.uint8)
+    for box, colour in [(PlantedDetector.HONEST, (20, 40, 230)), (PlantedDetector.FOOLED, (20, 40, 230))] + (
+            [(PlantedDetector.MARK, (230, 30, 20))] if marked else []):
+        x1, y1, x2, y2 = box
+        # the square fills the middle of the box (or the whole mark)
+        inset = 0.25 if box is not PlantedDetector.MARK else 0.0
+        bw, bh = x2 - x1, y2 - y1
+        img[int((y1 + inset * bh) * h):int((y2 - inset * bh) * h), int((x1 + inset * bw) * w):int((x2 - inset * bw) * w)] = colour
+    Image.fromarray(img).save(path)
+    return path

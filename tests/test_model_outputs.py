@@ -13,7 +13,7 @@ from torchvision import transforms as T
 
 import cam_core
 import models
-from cam_core.engine.layers import model_output
+from cam_core.engine.outputs import model_output
 
 
 def small():

@@ -31,6 +31,8 @@ def compute_cams(
     faithfulness=False,
     eigen_smooth=False,
     aug_smooth=False,
+    score_threshold=0.5,
+    max_objects=20,
 ):
     """Computes class activation maps for every sample and stores each as an ``fo.Heatmap``.
 
@@ -107,6 +109,27 @@ def compute_cams(
             1.1), all explaining the image's own target, computed in the
             same one forward and one backward (of six times the images:
             lower ``batch_size`` to keep memory the same)
+
+        score_threshold (0.5): a detector's boxes explained (``target``
+            ``"prediction"`` or a class): those of at least this score
+        max_objects (20): the most objects explained per image (a detector:
+            one backward per object rank, shared by the batch's images)
+
+    Detectors (torchvision's Faster R-CNN, RetinaNet, FCOS, SSD, or any module
+    returning one mapping of ``boxes``, ``labels``, ``scores`` per image: see
+    :mod:`cam_core.engine.detection`): ``target`` is ``"prediction"`` (each box
+    of score >= ``score_threshold``), ``"field:<Detections field>"`` (each
+    object, matched to the detector's boxes by IoU > 0.5 and label, as
+    grad-cam's ``FasterRCNNBoxScoreTarget``) or a class (its boxes above the
+    threshold). Each Heatmap explains all of a sample's objects together (and
+    carries ``num_objects`` instead of ``target_*``); the field
+    ``f"{run_key}_detections"`` holds the explained objects, each with the
+    scores of its own map as attributes ``f"{method}_{layer}_{score}"``:
+    ``inside`` (share of the map's mass in its box), ``on_others`` (in the
+    other explained objects' boxes), ``background`` (outside every box),
+    ``peak_inside``; copies of ground-truth objects carry ``gt_id``.
+    Methods: those computed from activations and gradients (GradCAM and its
+    variants, EigenCAM, EigenGradCAM).
 
     With several methods or layers, the sample field ``f"{run_key}_agreement"``
     holds the mean Pearson correlation between the maps of the methods for each

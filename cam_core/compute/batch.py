@@ -1,11 +1,12 @@
-"""One batch: stack the inputs, give every image its target, run the
-engine's one pass, score ROAD, and place the maps for the writer."""
+"""One batch: stack the inputs, give every image its target (a detector:
+its objects), run the engine's one pass, score ROAD, and place the maps for
+the writer."""
 import torch
 
 from ..engine.state import preserved_state
 from ..engine.targets import background_index, classifier_targets, segmenter_targets
 from ..scoring.road import road_scores
-from . import truth
+from . import detect, truth
 from .writer import PlacedBatch, place_batch
 
 
@@ -43,6 +44,13 @@ def explain(plan, engine, group, ids, labels):
             indices = [plan.target_class] * len(group)
         return segmenter_targets(out, indices, regions, background_index(plan.classes))
 
+    objects = truth.objects(plan, sample_ids) if plan.gt_field else [None] * len(group)
+    if plan.detector:
+        choose = detect.chooser(plan, group, sample_ids)
+        result = engine.explain(x, choose)
+        placed = place_batch(plan, group, detect.as_batch_result(result), {}, objects, sample_ids)
+        detect.add_objects(plan, placed, group, result, getattr(choose, "truth_ids", None))
+        return placed
     result = engine.explain(x, make_targets)
     road = {}
     if plan.faithfulness:
@@ -50,7 +58,6 @@ def explain(plan, engine, group, ids, labels):
         # its buffers (BatchNorm statistics) untouched, its state restored
         with preserved_state(engine.model):
             road = road_scores(engine.adapter, x.to(engine.device), result)
-    objects = truth.objects(plan, sample_ids) if plan.gt_field else [None] * len(group)
     return place_batch(plan, group, result, road, objects, sample_ids)
 
 

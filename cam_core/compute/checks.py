@@ -21,6 +21,7 @@ from ..media.mapfiles import STORAGE, default_output_dir
 from ..models.describe import describe_model
 from ..runs.record import CamRunConfig
 from ..runs.state import stored_run_keys
+from . import detect
 from .plan import Plan, agreement_groups, run_fields
 
 logger = logging.getLogger(__name__)
@@ -67,11 +68,18 @@ def settle(a):
     model = description.model
     layers = description.resolve_layers(a["layers"])
     classes, num_outputs, segmenter = model.classes, description.num_outputs, description.segmenter
-    if classes is not None and len(classes) != num_outputs:
+    if classes is not None and num_outputs is not None and len(classes) != num_outputs:
         raise CamArgumentError("classes", f"{len(classes)} class names given, but the model has {num_outputs} outputs")
     if segmenter and "finercam" in methods:
         raise CamArgumentError("methods", "finercam compares classifier scores; it does not apply to segmentation models")
-    target = _parse_target(a["target"], samples, classes, num_outputs, segmenter)
+    detector = {}
+    if description.detector:
+        owned = set(dataset.get_run_info(run_key).config.all_fields()) if existing and isinstance(
+            dataset.get_run_info(run_key).config, CamRunConfig) else set()
+        detector = detect.settle(a, samples, description, methods, run_key, dataset.get_field_schema(), owned)
+        target = detector.pop("target")
+    else:
+        target = _parse_target(a["target"], samples, classes, num_outputs, segmenter)
     target_class = a["target_class"]
     if target_class is not None:
         if not (segmenter and target.kind == "field"):
@@ -132,7 +140,7 @@ def settle(a):
         agreement_groups=groups, gt_field=gt_field, all_objects=bool(a["all_objects"]), iou_threshold=iou_threshold,
         faithfulness=bool(a["faithfulness"]), eigen_smooth=bool(a["eigen_smooth"]), aug_smooth=bool(a["aug_smooth"]),
         resume=resume, replace=existing and overwrite,
-        assumed_stretch=_assumed_stretch(steps),
+        assumed_stretch=_assumed_stretch(steps), **detector,
     )
 
 

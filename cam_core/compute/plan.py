@@ -10,6 +10,12 @@ from ..engine.targets import class_name
 from ..runs.record import CamRunConfig
 
 
+def layer_part(layer):
+    """A layer's name as a field name part: ``blocks.11.norm1`` -> ``blocks_11_norm1``,
+    a pyramid level ``backbone.fpn:pool`` -> ``backbone_fpn_pool``."""
+    return layer.replace(".", "_").replace(":", "_")
+
+
 def field_name(run_key, method, layer):
     """The Heatmap field of one (method, layer): ``cam_gradcam_blocks_11_norm1``.
 
@@ -17,7 +23,7 @@ def field_name(run_key, method, layer):
     """
     if method == "fullgrad":
         return f"{run_key}_{method}"
-    return f"{run_key}_{method}_{layer.replace('.', '_')}"
+    return f"{run_key}_{method}_{layer_part(layer)}"
 
 
 def run_fields(run_key, methods, layer_names):
@@ -37,7 +43,7 @@ def agreement_groups(fields):
             continue
         by_layer.setdefault(layer, []).append(f)
         by_method.setdefault(method, []).append(f)
-    groups = {f"methods_{l.replace('.', '_')}": fs for l, fs in by_layer.items() if len(fs) > 1}
+    groups = {f"methods_{layer_part(l)}": fs for l, fs in by_layer.items() if len(fs) > 1}
     groups.update({f"layers_{m}": fs for m, fs in by_method.items() if len(fs) > 1})
     return groups
 
@@ -66,6 +72,10 @@ class Plan:
         replace: delete the existing run first (``overwrite``)
         assumed_stretch: a preprocessing step whose geometry is unknown
             (taken as a stretch), or None
+        detector: whether the model is a detector; then ``detections_field``
+            holds the explained objects, the predictions of score at least
+            ``score_threshold`` (at most ``max_objects`` per image) or the
+            ground truth's (``target`` ``"field"``)
     """
 
     samples: object
@@ -97,10 +107,14 @@ class Plan:
     resume: bool = False
     replace: bool = False
     assumed_stretch: str = None
+    detector: bool = False
+    detections_field: str = None
+    score_threshold: float = None
+    max_objects: int = None
 
     def all_fields(self):
-        """The Heatmap fields, then the agreement field if there is one."""
-        return list(self.fields) + ([self.agreement_field] if self.agreement_field else [])
+        """The Heatmap fields, then the agreement and detections fields if there are."""
+        return list(self.fields) + [f for f in (self.agreement_field, self.detections_field) if f]
 
     def config(self):
         """The :class:`cam_core.runs.CamRunConfig` recorded for this run."""
@@ -125,6 +139,9 @@ class Plan:
             eigen_smooth=self.eigen_smooth,
             aug_smooth=self.aug_smooth,
             assumed_stretch=self.assumed_stretch,
+            detections_field=self.detections_field,
+            score_threshold=self.score_threshold,
+            max_objects=self.max_objects,
             versions={"fiftyone": fo.__version__, "torch": torch.__version__, "torchvision": _version("torchvision"),
                       "grad-cam": _version("grad-cam"), "timm": _version("timm")},
         )

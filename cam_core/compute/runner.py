@@ -16,6 +16,7 @@ import torch
 from fiftyone import ViewField as F
 
 from ..engine import CamEngine
+from ..engine.detector import DetectorEngine
 from ..media.loader import groups_by_shape, loader
 from ..media.mapfiles import check_writable, sweep_unreferenced
 from ..runs import state
@@ -126,12 +127,17 @@ def compute(plan, claim, progress, started, only_ids=None):
     ids, paths = todo.values(["id", "filepath"])
     if plan.resume:
         claim.retry(set(ids) & {s["id"] for s in claim.read(plan.run_key).skipped})
-    labels = truth.target_labels(plan, todo) if plan.target.kind == "field" and not plan.segmenter else None
+    labels = (truth.target_labels(plan, todo) if plan.target.kind == "field" and not (plan.segmenter or plan.detector)
+              else None)
 
     module = plan.model.module
     home = _module_device(module)
-    engine = CamEngine(module.to(plan.device), plan.layers, plan.methods, plan.device, plan.batch_size,
-                       eigen_smooth=plan.eigen_smooth, aug_smooth=plan.aug_smooth)
+    if plan.detector:
+        engine = DetectorEngine(module.to(plan.device), plan.layers, plan.methods, plan.device,
+                                eigen_smooth=plan.eigen_smooth)
+    else:
+        engine = CamEngine(module.to(plan.device), plan.layers, plan.methods, plan.device, plan.batch_size,
+                           eigen_smooth=plan.eigen_smooth, aug_smooth=plan.aug_smooth)
     writer = BatchWriter(plan, claim, started)
     try:
         with fou.ProgressBar(total=len(ids), progress=progress) as pb:

@@ -19,8 +19,9 @@ import fiftyone.core.fields as fof
 import fiftyone.core.odm as foo
 import pymongo.errors
 
-from ..scoring.names import (EMPTY, FAITHFULNESS_SCORES, MAP_SCALE, REGION_SCORES, SHAPE_SCORES, TARGET_ATTRIBUTES,
-                             TYPES)
+from ..scoring.names import (EMPTY, FAITHFULNESS_SCORES, MAP_SCALE, NUM_OBJECTS, REGION_SCORES, SHAPE_SCORES,
+                             TARGET_ATTRIBUTES, TYPES)
+from .detect import attribute_types
 
 LOCKS = "cam_core_locks"
 LOCK_TTL_S = 60.0
@@ -36,7 +37,8 @@ def _named(name, kind):
 def run_schema(plan):
     """``{field: fo field}`` of every field the run writes, with the score
     attributes each Heatmap carries."""
-    names = list(TARGET_ATTRIBUTES) + list(SHAPE_SCORES) + [MAP_SCALE, EMPTY]
+    names = [NUM_OBJECTS] if plan.detector else list(TARGET_ATTRIBUTES)
+    names += list(SHAPE_SCORES) + [MAP_SCALE, EMPTY]
     if plan.gt_field:
         names += list(REGION_SCORES)
     if plan.faithfulness:
@@ -46,6 +48,12 @@ def run_schema(plan):
     if plan.agreement_field:
         schema[plan.agreement_field] = fof.EmbeddedDocumentField(
             fo.DynamicEmbeddedDocument, fields=[_named(g, float) for g in plan.agreement_groups])
+    if plan.detector:  # the explained objects, each with its scores (declared, so the App filters them)
+        detection = fof.EmbeddedDocumentField(
+            fo.Detection, fields=[_named(n, t) for n, t in attribute_types(plan).items()])
+        objects = fof.ListField(detection)
+        objects.name = "detections"
+        schema[plan.detections_field] = fof.EmbeddedDocumentField(fo.Detections, fields=[objects])
     return schema
 
 

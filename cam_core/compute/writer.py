@@ -31,8 +31,9 @@ from ..engine.targets import class_name
 from ..labels import mask_targets_of
 from ..media.mapfiles import STORED_RANGE, remove_map_files, to_float, write_png
 from ..scoring import agreement_batch, region_mask, region_scores, shape_scores_batch
-from ..scoring.names import EMPTY, MAP_SCALE
+from ..scoring.names import EMPTY, MAP_SCALE, NUM_OBJECTS
 from . import schema
+from .detect import detections_label
 
 
 @dataclass
@@ -49,6 +50,8 @@ class PlacedBatch:
         road: per sample ``{field: ROAD score}`` (empty without faithfulness)
         objects: per sample its ``gt_field`` label, or None
         skipped: the batch's skipped samples (``{"id", "filepath", "kind", "reason"}``)
+        detections: a detector's batch: per sample its explained objects
+            (:func:`cam_core.compute.detect.add_objects`), else None
     """
 
     sample_ids: list
@@ -60,6 +63,7 @@ class PlacedBatch:
     road: list
     objects: list
     skipped: list
+    detections: list = None
 
 
 def to_stored(cam, seen):
@@ -109,8 +113,11 @@ def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None):
     (PNG files written, on ``pool`` when given; their futures appended to
     ``pending`` when given, else waited for) and its agreement values."""
     c, score, confidence = placed.targets[b]
-    base = {"target_index": int(c), "target_label": class_name(plan.classes, c), "target_score": score,
-            "target_confidence": confidence}
+    if plan.detector:  # its map explains all its objects: each one's own target is on the detections field
+        base = {NUM_OBJECTS: len(placed.detections[b])}
+    else:
+        base = {"target_index": int(c), "target_label": class_name(plan.classes, c), "target_score": score,
+                "target_confidence": confidence}
     if placed.scales[b] < 1.0:
         base[MAP_SCALE] = placed.scales[b]
     sid, region = placed.sample_ids[b], False
@@ -126,7 +133,7 @@ def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None):
             # scores describe the stored 8-bit map, so scoring it later gives the same values
             cam = to_float(placed.maps[b][f])
             if region is False:  # one region per sample, shared by its maps
-                region = region_mask(placed.objects[b], cam.shape, base["target_label"], c, plan.all_objects,
+                region = region_mask(placed.objects[b], cam.shape, base.get("target_label"), c, plan.all_objects,
                                      mask_targets)
             a.update(region_scores(cam, region, plan.iou_threshold))
         if f in placed.road[b]:
@@ -135,6 +142,8 @@ def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None):
                      else fo.Heatmap(map=placed.maps[b][f], range=list(STORED_RANGE), **a))
     if plan.agreement_field:
         labels[plan.agreement_field] = fo.DynamicEmbeddedDocument(**placed.agreement[b])
+    if plan.detector:
+        labels[plan.detections_field] = detections_label(plan, placed.detections[b])
     if pending is not None:
         pending.extend(writes)
     else:

@@ -11,7 +11,8 @@ method and layer. Torch and grad-cam only: nothing here knows FiftyOne.
 - :mod:`.explain`: :class:`CamEngine`, the pass over one batch.
 """
 from .explain import BatchResult, CamEngine
-from .layers import LayerInfo, ModelProbe, model_output, probe_model
+from .layers import LayerInfo, ModelProbe, probe_model
+from .outputs import model_output
 from .defaults import resolve_layers, suggest_layers
 from .methods import ALIASES, METHODS, resolve_methods
 

@@ -86,6 +86,8 @@ def suggest_layers(probe, model):
         if name in layers and layers[name].layout == "nchw":
             return [name]
 
+    if probe.detector:
+        return _detector_layer(probe)
     candidates = [n for n, i in layers.items() if i.layout == "nchw"] or list(layers)
     if probe.is_segmenter:
         # the backbone's last stage, not the head that produces the logits
@@ -96,6 +98,33 @@ def suggest_layers(probe, model):
     # the stage that finishes last is the outermost module of the deepest features
     finish = {n: i for i, n in enumerate(probe.order)}
     return [max(candidates, key=lambda n: finish[n])]
+
+
+def _detector_layer(probe):
+    """A detector's backbone stage that every head reads: the deepest layer
+    computed before its feature pyramid (whose levels a Faster R-CNN box head
+    reads one per box, by box size, so one level's map of a box may be
+    empty). Without a pyramid (SSD), the finest of the feature maps its
+    backbone returns.
+
+    The pyramid is the first module to return a mapping of two or more grids
+    with one channel count (an FPN's levels); a backbone's stages returned as
+    a mapping have different ones."""
+    layers, finish = probe.layers, {n: i for i, n in enumerate(probe.order)}
+    maps = {m: [n for n in names if n in layers] for m, names in probe.mappings.items()}
+    pyramid = next((m for m in probe.order if len(maps.get(m, ())) >= 2
+                    and len({layers[n].channels for n in maps[m]}) == 1), None)
+    if pyramid is not None:
+        # the pyramid's own submodules finish before it: they are part of it, not its input
+        before = [n for n, i in layers.items() if i.layout == "nchw" and i.key is None
+                  and finish[n] < finish[pyramid] and not n.startswith(pyramid + ".")]
+        if before:
+            return [max(before, key=finish.get)]
+    outputs = [m for m in probe.order if maps.get(m)]
+    if outputs:
+        last = maps[max(outputs, key=finish.get)]
+        return [max(last, key=lambda n: layers[n].grid[0] * layers[n].grid[1])]
+    return [max(layers, key=finish.get)]
 
 
 def _head_reads_patch_tokens(model, info):

@@ -20,7 +20,7 @@ import torch
 from torch import nn
 
 from .fastmaps import RAW_MAPS, LayerGrids, finish
-from .layers import model_output
+from .outputs import model_output
 from .methods import METHODS
 from .smoothing import augment, call, deaugment, identity_rows, replicate_targets
 from .state import preserved_state

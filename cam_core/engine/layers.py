@@ -3,15 +3,19 @@
 A layer can be explained when its output is a feature map: channels-first
 ``(B, C, H, W)`` (CNNs), channels-last ``(B, H, W, C)`` (Swin), or tokens
 ``(B, N, C)`` whose last ``N - prefix`` tokens form the patch grid (ViT, DeiT).
-All of this is read off one dry forward of the model, never hard-coded.
+In a detector, each ``(B, C, H, W)`` entry of a module's mapping output (a
+feature pyramid's levels) is a layer too, named ``module:key``
+(``backbone.fpn:0``). All of this is read off one dry forward of the model,
+never hard-coded.
 """
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
 
-from ..errors import CamArgumentError
+from .outputs import model_output
 from .state import preserved_state
 
 
@@ -27,6 +31,8 @@ class LayerInfo:
         prefix_tokens: leading non-patch tokens (class, distillation), tokens only
         stride: input pixels per grid cell (y, x), tokens only
         grid: the (h, w) of its grid in the dry forward
+        key: for one entry of a module's mapping output (a pyramid level),
+            its key; None for a module whose output is the grid
     """
 
     name: str
@@ -36,6 +42,11 @@ class LayerInfo:
     prefix_tokens: int = 0
     stride: tuple = None
     grid: tuple = None
+    key: str = None
+
+    def select(self, output):
+        """This layer's tensor in its module's output (its entry of a mapping)."""
+        return output if self.key is None else output[self.key]
 
     @property
     def channels(self):
@@ -75,6 +86,16 @@ class ModelProbe:
         layers: ``{name: LayerInfo}`` of every spatial layer, in forward order
         rejected: ``{name: reason}`` for modules that are not spatial layers
         order: every hooked module name, in the order its forward finished
+            (a pyramid level ``module:key`` right after its module)
+        detector: whether the model returns boxes, labels and scores per
+            image (:mod:`cam_core.engine.detection`); its ``output_shape`` is
+            None and ``input_hw`` the size its layers see (a detector resizes
+            and pads inside; ``image_hw`` is the size given)
+        image_hw: the (h, w) of the image tensor given to the model
+        mappings: ``{module: [layer names]}`` of the modules whose output is a
+            mapping of grids (a backbone's stages, a feature pyramid): the
+            name each entry is known by (the module that computed it, or
+            ``module:key``)
     """
 
     input_hw: tuple
@@ -82,57 +103,13 @@ class ModelProbe:
     layers: dict
     rejected: dict
     order: list
+    detector: bool = False
+    image_hw: tuple = None
+    mappings: dict = field(default_factory=dict)
 
     @property
     def is_segmenter(self):
-        return len(self.output_shape) == 4
-
-
-def model_output(out):
-    """The score tensor of a model's output.
-
-    Accepted: a tensor; a dict with an ``"out"`` (torchvision segmenters) or
-    ``"logits"`` tensor, or a single tensor entry; an object with a ``.logits``
-    tensor (a Hugging Face ``ModelOutput``, a dataclass); a tuple or list
-    whose first element is one of these.
-
-    Raises:
-        CamArgumentError: (``model``) for any other output, saying what it was
-    """
-    if isinstance(out, torch.Tensor):
-        return out
-    if isinstance(out, Mapping):  # a ModelOutput is an OrderedDict too
-        for key in ("out", "logits"):
-            if isinstance(out.get(key), torch.Tensor):
-                return out[key]
-        if len(out) == 1 and isinstance(next(iter(out.values())), torch.Tensor):
-            return next(iter(out.values()))
-    elif isinstance(getattr(out, "logits", None), torch.Tensor):
-        return out.logits
-    elif isinstance(out, (tuple, list)) and out:
-        try:
-            return model_output(out[0])
-        except CamArgumentError:
-            pass  # said below, of the whole output
-    raise CamArgumentError(
-        "model",
-        f"the model returned {_described(out)}; cam_core needs its scores as a tensor ((B, classes) or "
-        f"(B, classes, H, W)): a tensor, a dict with an 'out' or 'logits' tensor (or a single tensor entry), "
-        f"an object with a .logits tensor (a Hugging Face ModelOutput, a dataclass), or a tuple or list whose "
-        f"first element is one of these. Wrap the model in a module whose forward returns the scores",
-    )
-
-
-def _described(out):
-    if isinstance(out, Mapping):
-        return f"a mapping ({type(out).__name__}) with keys {list(out)}, none of them an 'out' or 'logits' tensor"
-    if isinstance(out, (tuple, list)) and not out:
-        return f"an empty {type(out).__name__}"
-    if isinstance(out, (tuple, list)):
-        return f"a {type(out).__name__} whose first element is {_described(out[0])}"
-    if hasattr(out, "logits"):
-        return f"an object of type {type(out).__name__} whose .logits is {_described(out.logits)}, not a tensor"
-    return "None" if out is None else f"an object of type {type(out).__name__}"
+        return self.output_shape is not None and len(self.output_shape) == 4
 
 
 def probe_model(model, input_tensor):
@@ -143,25 +120,53 @@ def probe_model(model, input_tensor):
     Returns:
         a :class:`ModelProbe`
     """
+    from .detection import InputGeometry, is_detection_output
+
     records, calls, order = {}, {}, []
     names = {m: n for n, m in model.named_modules() if n}
+    mappings = {}  # module -> the grid shapes of its mapping output
+    seen = {}  # tensor id -> (first name that returned it, weak reference): a parent passing it on is not another layer
+
+    def first_name(tensor, name):
+        # an id is only the same tensor while the first one is alive: checked through the weak reference
+        known = seen.get(id(tensor))
+        if known is None or known[1]() is not tensor:
+            seen[id(tensor)] = known = (name, weakref.ref(tensor))
+        return known[0]
 
     def hook(module, args, output):
         name = names[module]
         calls[name] = calls.get(name, 0) + 1
         records[name] = tuple(output.shape) if isinstance(output, torch.Tensor) else None
         order.append(name)
+        if isinstance(output, torch.Tensor):
+            first_name(output, name)
+        elif isinstance(output, Mapping):
+            entries = [(key, value) for key, value in output.items() if isinstance(value, torch.Tensor) and value.ndim == 4]
+            for key, value in entries:
+                keyed = f"{name}:{key}"
+                if first_name(value, keyed) == keyed:
+                    records[keyed], calls[keyed] = tuple(value.shape), calls[name]
+                    order.append(keyed)
+            mappings[name] = [first_name(value, None) for _, value in entries]
 
+    geometry = InputGeometry(model)
     with preserved_state(model):
         handles = [m.register_forward_hook(hook) for m in names]
         try:
-            with torch.no_grad():
-                out = model_output(model(input_tensor))
+            with torch.no_grad(), geometry.recording():
+                raw = model(input_tensor)
         finally:
             for h in handles:
                 h.remove()
-
+    detector = is_detection_output(raw)
+    out = None if detector else model_output(raw)
+    if not detector:  # a mapping's entries are layers of detectors only (the engine of the others hooks modules)
+        order = [n for n in order if ":" not in n]
     input_hw = tuple(input_tensor.shape[-2:])
+    image_hw = input_hw
+    if detector and geometry.padded_hw is not None:
+        input_hw = geometry.padded_hw  # its layers are grids over the resized, padded image
     grids = [s[2:] for s in records.values() if s is not None and len(s) == 4 and s[0] == 1]
     grids += [s[1:3] for s in records.values() if s is not None and len(s) == 4 and s[0] == 1]
     prefix_hint = getattr(model, "num_prefix_tokens", None)
@@ -174,10 +179,13 @@ def probe_model(model, input_tensor):
             rejected[name] = f"it runs {calls[name]} times per forward (choose its parent block)"
             continue
         reason, info = _classify(name, shape, input_hw, grids, prefix_hint)
+        if info is not None and ":" in name and info.layout != "nchw":
+            reason, info = f"its output {shape} is not a channels-first pyramid level", None
         if info is None:
             rejected[name] = reason
         else:
-            info.module = modules[name]
+            module_name, _, key = name.partition(":")
+            info.module, info.key = modules[module_name], key or None
             layers[name] = info
     _settle_ambiguous(layers)
     for info in layers.values():
@@ -186,7 +194,8 @@ def probe_model(model, input_tensor):
     for name in names.values():
         if name not in records:
             rejected[name] = "it did not run in the forward"
-    return ModelProbe(input_hw, tuple(out.shape), layers, rejected, list(dict.fromkeys(order)))
+    return ModelProbe(input_hw, None if detector else tuple(out.shape), layers, rejected, list(dict.fromkeys(order)),
+                      detector, image_hw, mappings)
 
 
 def _classify(name, shape, input_hw, grids, prefix_hint):

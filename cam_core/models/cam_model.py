@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from ..engine.detection import resizes_inside
 from ..errors import CamArgumentError, CamArgumentTypeError
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,10 @@ def from_object(model, transforms=None, classes=None):
             ``classes``). A ``torch.compile``d module is replaced by its
             original module (hooks need eager mode; layer names are the
             original's: ``layer4``, not ``_orig_mod.layer4``)
-        transforms (None): overrides the model's transforms
+        transforms (None): overrides the model's transforms; without any,
+            a detector that resizes inside (torchvision's) gets the whole
+            image as floats in [0, 1], any other model ImageNet's
+            preprocessing (with a warning)
         classes (None): overrides the model's class names
 
     Returns:
@@ -93,6 +97,11 @@ def from_object(model, transforms=None, classes=None):
     if out.transforms is None or not callable(out.transforms):
         # a timm module knows its own preprocessing (a 256 px model refuses 224 px)
         out.transforms = timm_transforms(out.module)
+    if out.transforms is None and resizes_inside(out.module):
+        # a detector that resizes and normalises inside takes the whole image as floats in [0, 1]
+        from torchvision.transforms import v2 as T
+
+        out.transforms = T.Compose([T.PILToTensor(), T.ToDtype(torch.float32, scale=True)])
     if out.transforms is None:
         # nothing to go on: the usual ImageNet preprocessing, recorded on the run
         from torchvision.transforms import v2 as T

@@ -6,6 +6,7 @@ import torch
 from PIL import Image
 
 from ..engine import defaults, layers as _layers
+from ..engine.detection import detector_num_classes
 from ..errors import CamArgumentError
 from ..media.geometry import apply_transforms, transform_steps
 from .sources import resolve_model
@@ -108,9 +109,13 @@ class ModelDescription:
             ``prefix_tokens`` and ``stride`` (tokens only)
         default_layers: the suggested layer names (:func:`cam_core.default_layers`)
         classes: the class names, indexed like the outputs, or None
-        num_outputs: the number of classes the model scores
+        num_outputs: the number of classes the model scores (a detector's:
+            read from its head, or its class names; None when neither says)
         segmenter: whether the model outputs per-pixel scores
-        input_size: the (height, width) of the input the model was probed with
+        detector: whether the model returns boxes, labels and scores per
+            image (:mod:`cam_core.engine.detection`)
+        input_size: the (height, width) of the input the model was probed
+            with (a detector's layers see it resized and padded: ``probe.input_hw``)
         probe: the dry forward's record (:class:`cam_core.engine.ModelProbe`)
     """
 
@@ -122,6 +127,12 @@ class ModelDescription:
     segmenter: bool
     input_size: tuple
     probe: object = field(repr=False, default=None)
+    detector: bool = False
+
+    @property
+    def kind(self):
+        """``"detector"``, ``"segmenter"`` or ``"classifier"``."""
+        return "detector" if self.detector else "segmenter" if self.segmenter else "classifier"
 
     @property
     def layer_names(self):
@@ -147,8 +158,9 @@ class ModelDescription:
     def to_dict(self):
         """The description as JSON-ready built-in types (no module objects)."""
         return {
-            "kind": "segmenter" if self.segmenter else "classifier",
+            "kind": self.kind,
             "segmenter": self.segmenter,
+            "detector": self.detector,
             "num_outputs": self.num_outputs,
             "classes": None if self.classes is None else [str(c) for c in self.classes],
             "input_size": list(self.input_size),
@@ -168,7 +180,7 @@ class ModelDescription:
         }
 
     def __repr__(self):
-        kind = "segmenter" if self.segmenter else "classifier"
+        kind = self.kind
         named = f"{len(self.classes)} named classes" if self.classes is not None else "no class names"
         h, w = self.input_size
         lines = [
@@ -221,11 +233,19 @@ def describe_model(model, input_size=None, transforms=None, classes=None):
         layers=list(probe.layers.values()),
         default_layers=defaults.suggest_layers(probe, cam_model.module),
         classes=cam_model.classes,
-        num_outputs=int(probe.output_shape[1]),
+        num_outputs=_num_outputs(probe, cam_model),
         segmenter=probe.is_segmenter,
-        input_size=tuple(int(d) for d in probe.input_hw),
+        input_size=tuple(int(d) for d in (probe.image_hw or probe.input_hw)),
         probe=probe,
+        detector=probe.detector,
     )
+
+
+def _num_outputs(probe, cam_model):
+    if not probe.detector:
+        return int(probe.output_shape[1])
+    n = detector_num_classes(cam_model.module)
+    return n if n is not None else (len(cam_model.classes) if cam_model.classes is not None else None)
 
 
 def _check_input_size(input_size):

@@ -1,5 +1,8 @@
 """Models by name: ``torchvision:<name>``, ``timm:<name>``, FiftyOne zoo
 models, and names registered in this process or in the database."""
+import inspect
+
+from ..engine.detection import detector_num_classes
 from ..errors import CamArgumentError
 from . import registry
 from .cam_model import CamModel, from_object, timm_transforms
@@ -11,7 +14,7 @@ def load_model(source, **kwargs):
     Args:
         source: ``"torchvision:<name>"`` (``torchvision.models.get_model``;
             ``weights`` defaults to ``"DEFAULT"``, pass ``weights=None`` for
-            random weights), ``"timm:<name>"`` (``timm.create_model``;
+            random weights: a detector's backbone too, unless ``weights_backbone`` is given), ``"timm:<name>"`` (``timm.create_model``;
             ``pretrained`` defaults to True), a FiftyOne zoo model name, a
             name given to :func:`register_model` in this process, or one given
             to :func:`cam_core.register_factory` (in the database: built here
@@ -59,6 +62,10 @@ def _load_torchvision(name, kwargs):
     kwargs = dict(kwargs)
     kwargs.setdefault("weights", "DEFAULT")
     try:
+        builder = torchvision.models.get_model_builder(name)
+        if kwargs["weights"] is None and "weights_backbone" in inspect.signature(builder).parameters:
+            # random weights mean the whole model's: a detector's backbone would otherwise be downloaded
+            kwargs.setdefault("weights_backbone", None)
         module = torchvision.models.get_model(name, **kwargs)
     except ValueError as e:
         raise CamArgumentError("model", f"torchvision has no model '{name}': {e}") from None
@@ -92,7 +99,7 @@ def _load_timm(name, kwargs):
 
 def _matching(classes, module):
     # class names only count when they match the head's size
-    n = getattr(module, "num_classes", None)
+    n = getattr(module, "num_classes", None) or detector_num_classes(module)
     if classes is not None and n is not None and len(classes) != n:
         return None
     return list(classes) if classes is not None else None

@@ -46,13 +46,17 @@ class CamRunConfig(fors.RunConfig):
         assumed_stretch: the preprocessing step whose change of size was
             taken as a stretch (its geometry is unknown), or None
         versions: the library versions that computed the maps
+        detections_field: a detector run's ``fo.Detections`` field of the
+            objects its maps explain, each with its own scores, or None
+        score_threshold, max_objects: which of a detector's boxes were explained
     """
 
     def __init__(self, model=None, model_kwargs=None, layers=None, methods=None, target="prediction",
                  target_class=None, transforms=None, default_transforms=False, classes=None, storage="png",
                  output_dir=None, fields=None, agreement_field=None, gt_field=None, all_objects=False,
                  iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, scorings=None,
-                 eigen_smooth=False, aug_smooth=False, **kwargs):
+                 eigen_smooth=False, aug_smooth=False, detections_field=None, score_threshold=None,
+                 max_objects=None, **kwargs):
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
         self.layers = list(layers or [])
@@ -75,12 +79,15 @@ class CamRunConfig(fors.RunConfig):
         self.scorings = dict(scorings or {})
         self.eigen_smooth = bool(eigen_smooth)
         self.aug_smooth = bool(aug_smooth)
+        self.detections_field = detections_field
+        self.score_threshold = score_threshold
+        self.max_objects = max_objects
         kwargs.setdefault("method", "cam")
         super().__init__(**kwargs)
 
     def all_fields(self):
-        """The run's Heatmap fields, then its agreement field if it has one."""
-        return list(self.fields) + ([self.agreement_field] if self.agreement_field else [])
+        """The run's Heatmap fields, then its agreement and detections fields if it has them."""
+        return list(self.fields) + [f for f in (self.agreement_field, self.detections_field) if f]
 
 
 class CamRun(fors.Run):
@@ -90,7 +97,7 @@ class CamRun(fors.Run):
     batch (its claim is gone)."""
 
     def get_fields(self, samples, key):
-        """The run's Heatmap fields and its agreement field."""
+        """The run's Heatmap fields, its agreement and detections fields."""
         return self.config.all_fields()
 
     def cleanup(self, samples, key):
@@ -115,6 +122,8 @@ class CamRun(fors.Run):
         self.config.fields = {renamed.get(f, f): v for f, v in self.config.fields.items()}
         if self.config.agreement_field:
             self.config.agreement_field = renamed.get(self.config.agreement_field)
+        if self.config.detections_field:
+            self.config.detections_field = renamed.get(self.config.detections_field)
         fors.Run.update_run_config(samples, key, self.config)
         state.rename(dataset, key, new_key)
         sidebar.rename_run(dataset, key, new_key, renamed)

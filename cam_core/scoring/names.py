@@ -10,13 +10,18 @@ TARGET_ATTRIBUTES = ("target_index", "target_label", "target_score", "target_con
 SHAPE_SCORES = ("peak", "peak_x", "peak_y", "centroid_x", "centroid_y", "spread", "entropy", "border")
 REGION_SCORES = ("mass_inside", "pointing_hit", "iou")
 FAITHFULNESS_SCORES = ("road",)
+# a detector's explained objects: each one's scores from its own map (cam_core.scoring.boxes.object_scores)
+DETECTION_SCORES = ("inside", "on_others", "background", "peak_inside")
+# a detector's sample map explains all its objects together: how many
+NUM_OBJECTS = "num_objects"
 # a map shrunk to a bounded size records by how much (cam_core.media.geometry.Frame.map_scale)
 MAP_SCALE = "map_scale"
 # a map with no mass (all zeros where the model saw the image), so the sidebar can find them
 EMPTY = "empty"
 
 # the type of each attribute, so a run declares them before its first write; the rest are floats
-TYPES = {"target_index": int, "target_label": str, "pointing_hit": bool, "empty": bool}
+TYPES = {"target_index": int, "target_label": str, "pointing_hit": bool, "empty": bool, "peak_inside": bool,
+         "num_objects": int}
 
 # every score a view can sort by or a form can offer, ground-truth scores first
 SCORES = REGION_SCORES + FAITHFULNESS_SCORES + SHAPE_SCORES + ("target_confidence",)
