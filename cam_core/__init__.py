@@ -43,6 +43,7 @@ from .models.registry import (
 )
 from .models.sources import load_model, resolve_model
 from .runs.appearance import show_run
+from .runs.objects import check_objects_args, sort_objects_by_score
 from .runs.orphans import remove_orphaned_maps
 from .runs.record import CamRunConfig, CamRunResults, list_cam_runs, run_config
 from .runs.shards import run_status
@@ -50,7 +51,7 @@ from .runs.state import RunStatus
 from .runs.rescore import check_score_args, score_regions
 from .runs.summary import check_summary_args, default_summary_dir, summarize_run
 from .runs.views import check_sort_args, map_scores, missing_scores, sort_by_score
-from .scoring.names import SCORES
+from .scoring.names import DETECTION_SCORES, SCORES
 from .skips import skipped_reasons
 
 __version__ = "0.1.0"
@@ -112,9 +113,12 @@ __all__ = [
     "missing_scores",
     "check_sort_args",
     "map_scores",
+    "sort_objects_by_score",
+    "check_objects_args",
     "summarize_run",
     "check_summary_args",
     "default_summary_dir",
     "show_run",
     "SCORES",
+    "DETECTION_SCORES",
 ]

@@ -49,10 +49,13 @@ def test_a_box_found_by_its_context_is_found(dataset, tmp_path):
             assert fooled.confidence > 0.8
 
     # the patches of the boxes found by their context come first
-    patches = dataset.to_patches("cam_detections").sort_by("cam_detections.gradcam_features_inside")
-    first = patches.limit(3)
-    assert first.values("cam_detections.label") == ["fooled"] * 3
-    assert set(dataset.select(first.values("sample_id")).values("marked")) == {True}
+    patches = cam_core.sort_objects_by_score(dataset, "cam", "inside", field="cam_gradcam_features", min_confidence=0.5)
+    assert patches.values("cam_detections.label")[:3] == ["fooled"] * 3
+    assert set(dataset.select(patches.limit(3).values("sample_id")).values("marked")) == {True}
+    confidences = patches.values("cam_detections.confidence")
+    assert len(patches) >= 3 and min(confidences) >= 0.5  # the unmarked scenes' fooled boxes score low: left out
+    with pytest.raises(cam_core.CamArgumentError, match="unknown object score 'mass_inside'"):
+        cam_core.sort_objects_by_score(dataset, "cam", "mass_inside")
     # the fooled box always reads the mark's place (background > 0.9), but scores high only where the mark is
     found = dataset.filter_labels("cam_detections", (F("hirescam_features_background") > 0.9) & (F("confidence") > 0.5))
     assert found.count("cam_detections.detections") == 3 and set(found.values("marked")) == {True}

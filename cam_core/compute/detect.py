@@ -18,7 +18,7 @@ from ..engine.targets import TargetSpec, class_index, class_name
 from ..errors import CamArgumentError
 from ..labels import label_fields
 from ..scoring.boxes import object_scores
-from ..scoring.names import DETECTION_SCORES
+from ..scoring.names import DETECTION_SCORES, TYPES, object_attribute
 
 # a ground-truth object is matched to the output box of highest IoU above this (grad-cam's default)
 MATCH_IOU = 0.5
@@ -151,17 +151,11 @@ def add_objects(plan, placed, group, result, truth_ids=None):
             for i, o in enumerate(found)])
 
 
-def attribute(plan, field, score):
-    """The attribute of one explained object holding one score of one map:
-    ``gradcam_backbone_body_layer4_inside`` (the Heatmap field without the run key)."""
-    return f"{field[len(plan.run_key) + 1:]}_{score}"
-
-
 def detections_label(plan, objects):
     """The run's ``fo.Detections`` of one sample's explained objects."""
     dets = []
     for o in objects:
-        attrs = {attribute(plan, f, s): v for f, values in o["scores"].items() for s, v in values.items()}
+        attrs = {object_attribute(plan.run_key, f, s): v for f, values in o["scores"].items() for s, v in values.items()}
         if o["gt_id"] is not None:
             attrs["gt_id"] = o["gt_id"]
         dets.append(fo.Detection(label=class_name(plan.classes, o["label"]) if o["label"] >= 0 else None,
@@ -171,7 +165,7 @@ def detections_label(plan, objects):
 
 def attribute_types(plan):
     """``{attribute: type}`` of the explained objects' attributes, for the schema."""
-    types = {attribute(plan, f, s): bool if s == "peak_inside" else float for f in plan.fields for s in DETECTION_SCORES}
+    types = {object_attribute(plan.run_key, f, s): TYPES.get(s, float) for f in plan.fields for s in DETECTION_SCORES}
     if plan.target.kind == "field":
         types["gt_id"] = str
     return types

@@ -5,6 +5,7 @@
 - :mod:`.appearance`: :func:`show_run`, the run's look in the App;
 - :mod:`.rescore`: :func:`score_regions`, ground-truth scores from stored maps;
 - :mod:`.views`: :func:`sort_by_score`;
+- :mod:`.objects`: :func:`sort_objects_by_score`, a detector run's objects as sorted patches;
 - :mod:`.summary`: :func:`summarize_run`, pictures of a run;
 - :mod:`.state`: the live state of a run in the database, the atomic claim of its key;
 - :mod:`.orphans`: :func:`remove_orphaned_maps`, the maps of deleted datasets.

@@ -12,6 +12,15 @@ REGION_SCORES = ("mass_inside", "pointing_hit", "iou")
 FAITHFULNESS_SCORES = ("road",)
 # a detector's explained objects: each one's scores from its own map (cam_core.scoring.boxes.object_scores)
 DETECTION_SCORES = ("inside", "on_others", "background", "peak_inside")
+
+
+def object_attribute(run_key, field, score):
+    """The attribute of an explained object holding one score of one of the
+    run's maps: ``gradcam_backbone_body_layer4_inside`` for the Heatmap field
+    ``cam_gradcam_backbone_body_layer4`` of run ``cam`` (the field without the run key)."""
+    return f"{field[len(run_key) + 1:]}_{score}"
+
+
 # a detector's sample map explains all its objects together: how many
 NUM_OBJECTS = "num_objects"
 # a map shrunk to a bounded size records by how much (cam_core.media.geometry.Frame.map_scale)
