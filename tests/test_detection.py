@@ -136,3 +136,19 @@ def test_bad_detector_input_is_refused_before_anything_is_stored(dataset, tmp_pa
         cam_core.compute_cams(dataset, PlantedDetector(), device="cpu", **kwargs)
     assert e.value.param == param and words in str(e.value)
     assert dataset.list_runs() == [] and "cam_detections" not in dataset.get_field_schema()
+
+
+def test_a_detector_run_continues_with_its_own_settings(dataset, tmp_path):
+    import fiftyone as fo
+
+    scenes(dataset, tmp_path, n=2)
+    kwargs = dict(methods="hirescam", score_threshold=0.0, num_workers=0, device="cpu", output_dir=str(tmp_path / "m"))
+    cam_core.compute_cams(dataset, PlantedDetector(), **kwargs)
+    first = {s.id: s.cam_detections.detections[0].id for s in dataset}
+    dataset.add_sample(fo.Sample(filepath=planted_scene(str(tmp_path / "late.png"), marked=True, seed=9), marked=True))
+    with pytest.raises(cam_core.CamArgumentError) as e:
+        cam_core.compute_cams(dataset, PlantedDetector(), skip_existing=True, **dict(kwargs, score_threshold=0.3))
+    assert e.value.param == "score_threshold" and "score_threshold=0.0" in str(e.value)
+    res = cam_core.compute_cams(dataset, PlantedDetector(), skip_existing=True, **kwargs)
+    assert res.num_samples == 3 and len(dataset.exists("cam_detections")) == 3
+    assert {s.id: s.cam_detections.detections[0].id for s in dataset if s.id in first} == first  # kept, not recomputed

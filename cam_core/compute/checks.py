@@ -64,6 +64,7 @@ def settle(a):
     if count == 0:
         raise CamArgumentError("samples", "the collection is empty: there is no sample to explain")
 
+    old = dataset.get_run_info(run_key).config if existing else None
     description = describe_model(a["model"], transforms=a["transforms"], classes=a["classes"])
     model = description.model
     layers = description.resolve_layers(a["layers"])
@@ -74,9 +75,7 @@ def settle(a):
         raise CamArgumentError("methods", "finercam compares classifier scores; it does not apply to segmentation models")
     detector = {}
     if description.detector:
-        owned = set(dataset.get_run_info(run_key).config.all_fields()) if existing and isinstance(
-            dataset.get_run_info(run_key).config, CamRunConfig) else set()
-        detector = detect.settle(a, samples, description, methods, run_key, dataset.get_field_schema(), owned)
+        detector = detect.settle(a, samples, description, methods, run_key, dataset.get_field_schema(), _owned(old))
         target = detector.pop("target")
     else:
         target = _parse_target(a["target"], samples, classes, num_outputs, segmenter)
@@ -89,7 +88,6 @@ def settle(a):
         target_class = class_index(classes, target_class, num_outputs, param="target_class")
 
     fields = run_fields(run_key, methods, [i.name for i in layers])
-    old = dataset.get_run_info(run_key).config if existing else None
     resume = existing and skip_existing and not overwrite
     output_dir, storage = os.path.abspath(a["output_dir"] or default_output_dir(dataset.name, run_key)), a["storage"]
     if resume:
@@ -113,7 +111,13 @@ def settle(a):
                 raise CamArgumentError(
                     flag, f"run '{run_key}' was computed with {flag}={getattr(old, flag)}; continue it with the same "
                           f"setting, or overwrite=True")
-    owned = set(old.all_fields()) if isinstance(old, CamRunConfig) else set()
+        if description.detector:
+            for name in ("score_threshold", "max_objects"):
+                if getattr(old, name, None) is not None and a[name] != getattr(old, name):
+                    raise CamArgumentError(
+                        name, f"run '{run_key}' explained the boxes of {name}={getattr(old, name)}; continue it with "
+                              f"the same setting, or overwrite=True")
+    owned = _owned(old)
     schema = dataset.get_field_schema()
     taken = [f for f in fields if f in schema and f not in owned]
     if taken:
@@ -142,6 +146,11 @@ def settle(a):
         resume=resume, replace=existing and overwrite,
         assumed_stretch=_assumed_stretch(steps), **detector,
     )
+
+
+def _owned(old):
+    """The fields of the run being replaced or continued (none for a new key)."""
+    return set(old.all_fields()) if isinstance(old, CamRunConfig) else set()
 
 
 def exact_count(samples):
