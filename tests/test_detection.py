@@ -95,7 +95,7 @@ def test_torchvision_faster_rcnn_on_photographs(dataset, image_dir, tmp_path):
     import fiftyone as fo
     from PIL import Image
 
-    names = ["astronaut", "coffee", "rocket"]  # square, landscape, portrait: resized and padded inside
+    names = ["astronaut", "coffee", "chelsea"]  # three sizes, in one batch: resized and padded inside
     dataset.add_samples([fo.Sample(filepath=image_dir[n]) for n in names])
     model = cam_core.CamModel(models.small_fasterrcnn(), None, ["background", "a", "b", "c"], "fasterrcnn")
     description = cam_core.describe_model(model)
@@ -152,3 +152,30 @@ def test_a_detector_run_continues_with_its_own_settings(dataset, tmp_path):
     res = cam_core.compute_cams(dataset, PlantedDetector(), skip_existing=True, **kwargs)
     assert res.num_samples == 3 and len(dataset.exists("cam_detections")) == 3
     assert {s.id: s.cam_detections.detections[0].id for s in dataset if s.id in first} == first  # kept, not recomputed
+
+
+def test_images_of_different_sizes_share_a_batch_and_get_their_own_maps(image_dir):
+    import torch
+    from PIL import Image
+    from torchvision.transforms.functional import to_tensor
+
+    from cam_core.engine.detection import predicted_objects
+    from cam_core.engine.detector import DetectorEngine
+
+    model = models.small_fasterrcnn()
+    probe = cam_core.describe_model(model)
+    layer = probe.layer(probe.default_layers[0])
+    engine = DetectorEngine(model, [layer], ["gradcam"])
+    images = [to_tensor(Image.open(image_dir[n]).convert("RGB")) for n in ("coffee", "chelsea")]  # HxW 400x600, 300x451
+
+    def choose(outputs):
+        return [predicted_objects(o, 0.0, 2) for o in outputs]
+
+    both = engine.explain(images, choose)
+    key = ("gradcam", layer.name)
+    assert [tuple(m.shape) for m in both.maps[key]] == [(400, 600), (300, 451)]
+    for i, image in enumerate(images):
+        alone = engine.explain(image[None], choose)
+        np.testing.assert_allclose([o.box for o in alone.objects[0]], [o.box for o in both.objects[i]], atol=1e-2)
+        # each image's map is cropped from the batch's padded grid: the same as alone
+        torch.testing.assert_close(both.object_maps[key][i], alone.object_maps[key][0], atol=1e-5, rtol=0)

@@ -21,9 +21,9 @@ def explain(plan, engine, group, ids, labels):
         labels: per sample the target label's class (classifier field
             targets), or None
     """
-    x = torch.stack([it.tensor for it in group])
-    if engine.device.type == "cuda":  # page-locked, so the copy overlaps the previous batch's work
-        x = x.pin_memory().to(engine.device, non_blocking=True)
+    if len({tuple(it.tensor.shape) for it in group}) > 1:  # a detector that resizes inside takes any sizes
+        return _explain_detector(plan, engine, group, [_to_device(it.tensor, engine) for it in group], ids)
+    x = _to_device(torch.stack([it.tensor for it in group]), engine)
     in_hw = tuple(x.shape[-2:])
     sample_ids = [ids[it.index] for it in group]
     spec = plan.target
@@ -44,13 +44,9 @@ def explain(plan, engine, group, ids, labels):
             indices = [plan.target_class] * len(group)
         return segmenter_targets(out, indices, regions, background_index(plan.classes))
 
-    objects = truth.objects(plan, sample_ids) if plan.gt_field else [None] * len(group)
     if plan.detector:
-        choose = detect.chooser(plan, group, sample_ids)
-        result = engine.explain(x, choose)
-        placed = place_batch(plan, group, detect.as_batch_result(result), {}, objects, sample_ids)
-        detect.add_objects(plan, placed, group, result, getattr(choose, "truth_ids", None))
-        return placed
+        return _explain_detector(plan, engine, group, x, ids)
+    objects = truth.objects(plan, sample_ids) if plan.gt_field else [None] * len(group)
     result = engine.explain(x, make_targets)
     road = {}
     if plan.faithfulness:
@@ -59,6 +55,22 @@ def explain(plan, engine, group, ids, labels):
         with preserved_state(engine.model):
             road = road_scores(engine.adapter, x.to(engine.device), result)
     return place_batch(plan, group, result, road, objects, sample_ids)
+
+
+def _explain_detector(plan, engine, group, x, ids):
+    sample_ids = [ids[it.index] for it in group]
+    objects = truth.objects(plan, sample_ids) if plan.gt_field else [None] * len(group)
+    choose = detect.chooser(plan, group, sample_ids)
+    result = engine.explain(x, choose)
+    placed = place_batch(plan, group, detect.as_batch_result(result), {}, objects, sample_ids)
+    detect.add_objects(plan, placed, group, result, getattr(choose, "truth_ids", None))
+    return placed
+
+
+def _to_device(x, engine):
+    if engine.device.type == "cuda":  # page-locked, so the copy overlaps the previous batch's work
+        return x.pin_memory().to(engine.device, non_blocking=True)
+    return x
 
 
 def empty(skipped):

@@ -16,6 +16,7 @@ import torch
 from fiftyone import ViewField as F
 
 from ..engine import CamEngine
+from ..engine.detection import resizes_inside
 from ..engine.detector import DetectorEngine
 from ..media.loader import groups_by_shape, loader
 from ..media.mapfiles import check_writable, sweep_unreferenced
@@ -138,6 +139,7 @@ def compute(plan, claim, progress, started, only_ids=None):
     else:
         engine = CamEngine(module.to(plan.device), plan.layers, plan.methods, plan.device, plan.batch_size,
                            eigen_smooth=plan.eigen_smooth, aug_smooth=plan.aug_smooth)
+    mixed_sizes = plan.detector and resizes_inside(module)
     writer = BatchWriter(plan, claim, started)
     try:
         with fou.ProgressBar(total=len(ids), progress=progress) as pb:
@@ -152,7 +154,8 @@ def compute(plan, claim, progress, started, only_ids=None):
                     else:
                         skipped.append({"id": ids[it.index], "filepath": paths[it.index], "kind": skip.kind,
                                         "reason": skip.reason})
-                groups = groups_by_shape(good)
+                # a detector that resizes inside takes images of any sizes in one batch
+                groups = ([good] if good else []) if mixed_sizes else groups_by_shape(good)
                 for g, group in enumerate(groups):
                     placed = batch.explain(plan, engine, group, ids, labels)
                     if g == 0:

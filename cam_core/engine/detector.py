@@ -92,19 +92,22 @@ class DetectorEngine:
         """Maps of one batch.
 
         Args:
-            x: a (B, 3, H, W) input tensor
+            x: a (B, 3, H, W) input tensor, or for a detector that resizes
+                inside (:func:`cam_core.engine.detection.resizes_inside`) a list
+                of (3, H, W) tensors of any sizes
             choose: ``f(outputs) -> per image a list of DetectedObject``, given
                 the detached output mappings
 
         Returns:
             a :class:`DetectionResult`
         """
-        x = x.to(self.device)
+        x = [t.to(self.device) for t in x] if isinstance(x, (list, tuple)) else x.to(self.device)
         with preserved_state(self.model), torch.enable_grad():
             return self._explain(x, choose)
 
     def _explain(self, x, choose):
-        b, hw = x.shape[0], tuple(x.shape[-2:])
+        b = len(x)
+        hws = [tuple(t.shape[-2:]) for t in x]  # a list's images may differ in size
         modules = {info.module for info in self.layers}
         acts = {}
 
@@ -112,7 +115,8 @@ class DetectorEngine:
             acts[module] = output
 
         handles = [m.register_forward_hook(record) for m in modules]
-        xin = x.detach().requires_grad_(True)  # a graph even for frozen models
+        # a graph even for frozen models
+        xin = [t.detach().requires_grad_(True) for t in x] if isinstance(x, list) else x.detach().requires_grad_(True)
         try:
             with self.geometry.recording():
                 out = self.model(xin)
@@ -124,7 +128,7 @@ class DetectorEngine:
         if len(objects) != b:
             raise RuntimeError(f"{len(objects)} object lists for a batch of {b}")
         tensors = [info.select(acts[info.module]) for info in self.layers]
-        grids = [info.to_nchw(t, hw).detach().float() for info, t in zip(self.layers, tensors)]
+        grids = [info.to_nchw(t, hws[0]).detach().float() for info, t in zip(self.layers, tensors)]
         gradient = [m for m in self.methods if METHODS[m].kind == "gradient"]
         counts = [len(o) for o in objects]
 
@@ -155,11 +159,11 @@ class DetectorEngine:
                 key = (m, info.name)
                 whole = LayerGrids(grids[li], summed[li] if m in gradient else None)
                 raw = RAW_MAPS[m](whole, self.eigen_smooth)
-                maps[key], peaks[key] = self._finish(raw, hw)
+                maps[key], peaks[key] = self._finish(raw, hws, range(b))
                 if m not in gradient:  # gradient-free: the one map explains each object
                     per_object[key] = [[raw[r]] * counts[r] for r in range(b)]
-        object_maps = {key: [self._finish(torch.stack(rows), hw, r)[0] if rows else torch.zeros((0, *hw), device=self.device)
-                             for r, rows in enumerate(lists)]
+        object_maps = {key: [self._finish(torch.stack(rows), hws, [r] * len(rows))[0] if rows
+                             else torch.zeros((0, *hws[r]), device=self.device) for r, rows in enumerate(lists)]
                        for key, lists in per_object.items()}
         peaks = dict(zip(peaks, torch.stack(list(peaks.values())).cpu().numpy())) if peaks else {}
         return DetectionResult(maps, peaks, objects, object_maps)
@@ -173,19 +177,26 @@ class DetectorEngine:
                            info.name)
         return torch.zeros_like(grid)
 
-    def _finish(self, raw, hw, row=None):
+    def _finish(self, raw, hws, rows):
         """grad-cam's post-processing (ReLU, min-max, bilinear resize, min-max)
-        with the resize following the detector's own resize and padding: the
-        rows of image ``row`` (all images share a batch's geometry when None)."""
+        with the resize following the detector's own resize and padding.
+
+        Args:
+            raw: (N, h, w) raw maps
+            hws: each image's input (H, W)
+            rows: per map, the image it belongs to
+
+        Returns:
+            ``(maps, peaks)``: a (N, H, W) tensor (a list of (H, W) maps when
+            the images differ in size) and the (N,) peaks after the ReLU
+        """
         raw = raw.clamp_min(0)
         peaks = raw.amax(dim=(1, 2))
         scaled = _min_max(raw)
-        out = []
-        rows_of = range(raw.shape[0]) if row is None else [row] * raw.shape[0]
-        cache = {}
-        for i, r in enumerate(rows_of):
+        out, cache = [], {}
+        for i, r in enumerate(rows):
             if r not in cache:
-                cache[r] = self.geometry.matrices(tuple(raw.shape[-2:]), hw, r, raw.device)
-            rows, cols = cache[r]
-            out.append(rows @ scaled[i] @ cols.T)
-        return _min_max(torch.stack(out).clamp_min(0)), peaks
+                cache[r] = self.geometry.matrices(tuple(raw.shape[-2:]), hws[r], r, raw.device)
+            m_rows, m_cols = cache[r]
+            out.append(_min_max((m_rows @ scaled[i] @ m_cols.T).clamp_min(0)[None])[0])
+        return (torch.stack(out) if len({m.shape for m in out}) == 1 else out), peaks
