@@ -4,6 +4,7 @@ Modules import ``cam_core`` (and so torch) inside functions only: FiftyOne
 executes the plugin again for every operator registry it builds.
 """
 from .compute import ComputeCams
+from .objects import SortCamObjects
 from .register import RegisterCamModel, UnregisterCamModel
 from .runs import DeleteCamRun, GetCamRun, ListCamRuns
 from .scoring import ScoreCamRun
@@ -15,6 +16,7 @@ OPERATORS = [
     ComputeCams,
     ScoreCamRun,
     SortByCamScore,
+    SortCamObjects,
     SummarizeCamRun,
     ListCamRuns,
     GetCamRun,

@@ -77,6 +77,20 @@ def layer_picker(facts):
     return view
 
 
+def class_input(inputs, facts, required, description):
+    """The ``target_class`` input: one of the model's classes (a
+    :class:`operators.models.ModelFacts`), or an output index when it has no names."""
+    if facts.classes is not None:
+        view = types.AutocompleteView(allow_user_input=False)
+        for c in facts.classes:
+            view.add_choice(str(c), label=str(c))
+    else:
+        view = types.View()
+        last = f"0 to {facts.num_outputs - 1}" if facts.num_outputs is not None else "from 0"
+        description += f" (an output index, {last}: the model has no class names)"
+    inputs.str("target_class", required=required, label="Class", description=description, view=view)
+
+
 def layer_order(facts):
     """A model's explainable layers in the order a picker offers them: the
     suggested layers, then outer modules before the modules inside them
@@ -88,18 +102,20 @@ def layer_order(facts):
     return sorted(facts.layers, key=lambda info: (info.name not in suggested, info.name.count("."), forward[info.name]))
 
 
-def run_key(ctx, inputs, label, preselect=False):
+def run_key(ctx, inputs, label, preselect=False, keys=None):
     """The ``run_key`` input: one of the dataset's CAM runs.
 
     Args:
         preselect (False): offer the newest run by default (not for deleting)
+        keys (None): the runs offered (default: every CAM run); a key sent
+            that is not one of them is left to the form's own engine check
 
     Returns:
         the chosen key, or None when there is none yet or it is invalid
     """
     import cam_core
 
-    keys = cam_core.list_cam_runs(ctx.dataset)
+    keys = cam_core.list_cam_runs(ctx.dataset) if keys is None else list(keys)
     default = newest_run(ctx.dataset, keys) if preselect else None
     inputs.enum("run_key", keys, default=default, required=True, label=label, view=dropdown(keys))
     key = ctx.params.get("run_key") or default

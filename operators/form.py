@@ -10,7 +10,7 @@ execution in the App and in ``foo.execute_operator``.
 import fiftyone.operators.types as types
 
 from . import models, params
-from .choices import dropdown, engine_check, invalid, layer_picker, secret
+from .choices import class_input, dropdown, engine_check, invalid, layer_picker, secret
 
 # views larger than this are offered delegated execution by default
 LARGE_VIEW = 100
@@ -37,15 +37,16 @@ def build(ctx, inputs):
     _run_key(ctx, inputs, view)
     _compute(inputs)
     _storage(ctx, inputs, view)
-    _scores(inputs, view, facts)
+    _scores(ctx, inputs, view, facts)
     if not complete:
         return False
     kwargs = params.compute_kwargs(ctx.params, facts)
     names = {p: params.form_property(p, ctx.params) for p in cam_core.compute_parameters()}
     plan, ok = engine_check(inputs, names, cam_core.check_compute_args, view, **kwargs)
     if ok:
+        objects = f", objects in {plan.detections_field}" if getattr(plan, "detections_field", None) else ""
         inputs.view("summary", types.Notice(
-            label=f"{view.count()} sample(s) x {len(plan.fields)} map(s): {', '.join(plan.fields)}",
+            label=f"{view.count()} sample(s) x {len(plan.fields)} map(s): {', '.join(plan.fields)}{objects}",
         ))
     return ok
 
@@ -85,11 +86,7 @@ def _model(ctx, inputs):
         view = types.AutocompleteView(allow_user_input=False)
         for name in choices:
             view.add_choice(name, label=name)
-        description = {
-            "torchvision": "torchvision.models: classifiers and segmenters",
-            "timm": "timm.create_model names",
-            "zoo": "FiftyOne zoo models for classification or segmentation (Torch)",
-        }[source]
+        description = models.DESCRIPTIONS[source]
     # not `required`: the App validates a new form before it fills in defaults
     prop = inputs.enum("model", choices, default=default, required=default is None, label="Model name",
                        description=description, view=view)
@@ -112,8 +109,9 @@ def _model(ctx, inputs):
         if ctx.requesting_delegated_execution:
             return None if not engine_check(inputs, {}, cam_core.check_shareable, name)[1] else facts
         inputs.view("process_only", types.Warning(label=f"'{name}' is registered in this Python process only"))
-    kind = "segmentation model" if facts.segmenter else "classifier"
-    named = f"{len(facts.classes)} named classes" if facts.classes is not None else f"{facts.num_outputs} outputs, no class names"
+    kind = {"segmenter": "segmentation model"}.get(facts.kind, facts.kind)
+    named = (f"{len(facts.classes)} named classes" if facts.classes is not None else
+             f"{facts.num_outputs if facts.num_outputs is not None else 'unknown'} outputs, no class names")
     inputs.view("model_facts", types.Notice(label=f"{kind}, {named}, {len(facts.layers)} explainable layers"))
     return facts
 
@@ -132,6 +130,8 @@ def _methods(ctx, inputs, facts):
 
     view = types.DropdownView(multiple=True)
     for name, m in cam_core.METHODS.items():
+        if facts.detector and not m.fast:
+            continue  # a detector is explained from activations and per-object gradients only
         label = m.class_name
         if m.costly:
             label += " (costly: one forward per channel)"
@@ -141,7 +141,8 @@ def _methods(ctx, inputs, facts):
     default = params.defaults()["methods"]
     inputs.list(
         "methods", types.String(), default=[default], label="Methods",
-        description="grad-cam methods; the gradient methods share one forward and one backward per batch",
+        description="grad-cam methods; the gradient methods share one forward and one backward per batch" + (
+            " (a detector: one backward per object rank)" if facts.detector else ""),
         view=view,
     )
     chosen = [cam_core.METHODS.get(cam_core.ALIASES.get(str(m).lower(), str(m).lower())) for m in ctx.params.get("methods") or []]
@@ -163,46 +164,30 @@ def _target(ctx, inputs, view, facts):
     """The target inputs; False while a choice they need is still empty."""
     import cam_core
 
-    want = "Segmentation" if facts.segmenter else "Classification"
+    text = models.TARGET_TEXT[facts.kind]
+    want = text["field_type"]
     label_fields = cam_core.label_fields(view, want)
+    threshold = ctx.params.get("score_threshold")
+    threshold = params.defaults()["score_threshold"] if threshold is None else threshold
     radio = types.RadioGroup()
-    radio.add_choice(
-        "prediction", label="Prediction",
-        description="The model's top class" + (" (most frequent predicted class, over its region)" if facts.segmenter else ""),
-    )
-    radio.add_choice(
-        "label_field", label="A label field",
-        description=f"Each sample's {want} label" + ("" if label_fields else f" (this dataset has no {want} field)"),
-    )
-    radio.add_choice("class", label="A class", description="The same class for every sample")
+    radio.add_choice("prediction", label="Prediction", description=text["prediction"].format(threshold=threshold))
+    radio.add_choice("label_field", label="A label field", description=text["label_field"] + (
+        "" if label_fields else f" (this dataset has no {want} field)"))
+    radio.add_choice("class", label="A class", description=text["class"])
     inputs.enum("target", radio.values(), default="prediction", label="Explain", view=radio)
     target = ctx.params.get("target") or "prediction"
 
     if target == "label_field":
-        inputs.str(
-            "label_field", required=True, label="Label field",
-            description=f"A {want} field" + (" (its region is explained)" if facts.segmenter else ", mapped to the model's classes by name"),
-            view=dropdown(label_fields),
-        )
+        inputs.str("label_field", required=True, label="Label field", description=text["field"],
+                   view=dropdown(label_fields))
         if facts.segmenter:
-            _class_input(inputs, facts, required=False,
-                         description="The class whose ground-truth region is explained (default: each mask's most frequent class)")
+            class_input(inputs, facts, required=False,
+                        description="The class whose ground-truth region is explained (default: each mask's most frequent class)")
         return bool(ctx.params.get("label_field"))
     if target == "class":
-        _class_input(inputs, facts, required=True, description="Every map explains this class")
+        class_input(inputs, facts, required=True, description=text["class_input"])
         return ctx.params.get("target_class") not in (None, "")
     return True
-
-
-def _class_input(inputs, facts, required, description):
-    if facts.classes is not None:
-        view = types.AutocompleteView(allow_user_input=False)
-        for c in facts.classes:
-            view.add_choice(str(c), label=str(c))
-    else:
-        view = types.View()
-        description += f" (an output index, 0 to {facts.num_outputs - 1}: the model has no class names)"
-    inputs.str("target_class", required=required, label="Class", description=description, view=view)
 
 
 def _run_key(ctx, inputs, view):
@@ -267,9 +252,16 @@ def _storage(ctx, inputs, view):
     engine_check(inputs, {}, cam_core.check_output_dir, ctx.params.get("output_dir"), root)
 
 
-def _scores(inputs, view, facts):
+def _scores(ctx, inputs, view, facts):
     import cam_core
 
+    if facts.detector:
+        d = params.defaults()
+        inputs.float("score_threshold", default=d["score_threshold"], label="Score threshold",
+                     description="The detector's boxes explained (a prediction or a class target): those of at "
+                                 "least this score")
+        inputs.int("max_objects", default=d["max_objects"], min=1, label="Objects per image",
+                   description="The most objects explained per image: one backward per object rank, shared by the batch")
     objects = cam_core.object_fields(view)
     if objects:
         inputs.str(
@@ -277,11 +269,14 @@ def _scores(inputs, view, facts):
             description="Optional: each map also gets mass_inside, pointing_hit and iou against this field's objects",
             view=dropdown(objects),
         )
+    # a detector takes neither: shown only when set (a stale form, a Python call), for the engine's refusal
     description = "Two extra forwards per map and batch" + (" (classifiers only)" if facts.segmenter else "")
-    inputs.bool("faithfulness", default=False, label="Faithfulness (ROAD)", description=description)
+    if not facts.detector or ctx.params.get("faithfulness"):
+        inputs.bool("faithfulness", default=False, label="Faithfulness (ROAD)", description=description)
     inputs.bool("eigen_smooth", default=False, label="Eigen smoothing", description="grad-cam's eigen_smooth")
-    inputs.bool("aug_smooth", default=False, label="Augmentation smoothing",
-                description="grad-cam's aug_smooth: six augmented copies per image (six times the work)")
+    if not facts.detector or ctx.params.get("aug_smooth"):
+        inputs.bool("aug_smooth", default=False, label="Augmentation smoothing",
+                    description="grad-cam's aug_smooth: six augmented copies per image (six times the work)")
 
 
 def recommend_delegation(ctx):

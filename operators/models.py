@@ -24,6 +24,33 @@ SOURCES = {
     "timm": "timm",
     "zoo": "FiftyOne zoo",
 }
+# what the form says each library source offers
+DESCRIPTIONS = {
+    "torchvision": "torchvision.models: classifiers, segmenters and detectors",
+    "timm": "timm.create_model names",
+    "zoo": "FiftyOne zoo models for classification, segmentation or detection (Torch; torchvision detectors)",
+}
+# what the form's target inputs say, per model kind (ModelDescription.kind)
+TARGET_TEXT = {
+    "classifier": {
+        "field_type": "Classification", "prediction": "The model's top class",
+        "label_field": "Each sample's Classification label",
+        "field": "A Classification field, mapped to the model's classes by name",
+        "class": "The same class for every sample", "class_input": "Every map explains this class",
+    },
+    "segmenter": {
+        "field_type": "Segmentation", "prediction": "The model's top class (most frequent predicted class, over its region)",
+        "label_field": "Each sample's Segmentation label", "field": "A Segmentation field (its region is explained)",
+        "class": "The same class for every sample", "class_input": "Every map explains this class",
+    },
+    "detector": {
+        "field_type": "Detections", "prediction": "Each box of score >= the score threshold ({threshold})",
+        "label_field": "Each sample's Detections: its objects, matched to the detector's boxes",
+        "field": "A Detections field: its objects, matched to the detector's boxes (IoU > 0.5, same label)",
+        "class": "Every image's boxes of this class (score >= the score threshold)",
+        "class_input": "Each image's boxes of this class are explained",
+    },
+}
 
 _CACHE_SIZE = 2  # models held by the App server at once
 _FAILURE_TTL = 60.0
@@ -37,7 +64,7 @@ _cache_lock = threading.Lock()
 class ModelFacts:
     """A loaded model's :class:`cam_core.ModelDescription`, whose attributes
     are read through (``model``, ``layers``, ``default_layers``, ``classes``,
-    ``num_outputs``, ``segmenter``, ``layer_names``), and its lock.
+    ``num_outputs``, ``segmenter``, ``detector``, ``kind``, ``layer_names``), and its lock.
 
     Attributes:
         description: the :class:`cam_core.ModelDescription`
@@ -93,7 +120,7 @@ def model_choices(source):
         import torchvision.models as tvm
 
         names = tvm.list_models(module=tvm) + tvm.list_models(module=tvm.segmentation)
-        return sorted(names)
+        return sorted(names + tvm.list_models(module=tvm.detection))
     if source == "timm":
         import timm
 
@@ -102,13 +129,24 @@ def model_choices(source):
         import fiftyone.zoo as foz
 
         names = set()
-        for task in ("classification", "segmentation"):  # tags in a list must all match
+        for task in ("classification", "segmentation", "detection"):  # tags in a list must all match
             try:
-                names.update(foz.list_zoo_models(tags=["torch", task]))
+                found = foz.list_zoo_models(tags=["torch", task])
+                names.update(found if task != "detection" else [n for n in found if _torchvision_detector(n)])
             except Exception:  # the manifest may be unreadable
                 pass
         return sorted(names)
     raise ValueError(f"unknown model source {source!r}; choose one of {', '.join(SOURCES)}")
+
+
+def _torchvision_detector(name):
+    """Whether a zoo detection model is a torchvision detector (the zoo's
+    other detectors, YOLO or transformers, return no boxes per image)."""
+    import fiftyone.zoo as foz
+
+    config = foz.get_zoo_model(name).default_deployment_config_dict or {}
+    entrypoint = (config.get("config") or {}).get("entrypoint_fcn") or ""
+    return isinstance(entrypoint, str) and entrypoint.startswith("torchvision.models.detection")
 
 
 def describe(source, name, pretrained=True):

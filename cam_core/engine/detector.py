@@ -193,10 +193,12 @@ class DetectorEngine:
         raw = raw.clamp_min(0)
         peaks = raw.amax(dim=(1, 2))
         scaled = _min_max(raw)
-        out, cache = [], {}
-        for i, r in enumerate(rows):
-            if r not in cache:
-                cache[r] = self.geometry.matrices(tuple(raw.shape[-2:]), hws[r], r, raw.device)
-            m_rows, m_cols = cache[r]
-            out.append(_min_max((m_rows @ scaled[i] @ m_cols.T).clamp_min(0)[None])[0])
+        rows = list(rows)
+        out = [None] * len(rows)
+        for r in dict.fromkeys(rows):  # the maps of one image at once
+            at = [i for i, q in enumerate(rows) if q == r]
+            m_rows, m_cols = self.geometry.matrices(tuple(raw.shape[-2:]), hws[r], r, raw.device)
+            placed = _min_max((m_rows @ scaled[at] @ m_cols.T).clamp_min(0))
+            for j, i in enumerate(at):
+                out[i] = placed[j]
         return (torch.stack(out) if len({m.shape for m in out}) == 1 else out), peaks
