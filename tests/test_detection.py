@@ -179,3 +179,21 @@ def test_images_of_different_sizes_share_a_batch_and_get_their_own_maps(image_di
         np.testing.assert_allclose([o.box for o in alone.objects[0]], [o.box for o in both.objects[i]], atol=1e-2)
         # each image's map is cropped from the batch's padded grid: the same as alone
         torch.testing.assert_close(both.object_maps[key][i], alone.object_maps[key][0], atol=1e-5, rtol=0)
+
+
+def test_a_detector_run_is_rescored_sorted_and_summarised(dataset, tmp_path):
+    import fiftyone as fo
+
+    scenes(dataset, tmp_path, n=4)
+    for sample in dataset:
+        sample["truth"] = fo.Detections(detections=[fo.Detection(label="fooled", bounding_box=[0.1, 0.55, 0.35, 0.35])])
+        sample.save()
+    cam_core.compute_cams(dataset, PlantedDetector(), methods="hirescam", score_threshold=0.0, num_workers=0,
+                          device="cpu", output_dir=str(tmp_path / "maps"))
+    assert cam_core.score_regions(dataset, "cam", "truth", name="boxes") == 4
+    assert len(cam_core.sort_by_score(dataset, "cam", "mass_inside", scoring="boxes")) == 4
+    with pytest.raises(cam_core.CamArgumentError) as e:
+        cam_core.score_regions(dataset, "cam", "truth", all_objects=False)
+    assert e.value.param == "all_objects" and "explained a detector" in str(e.value)
+    pictures = cam_core.summarize_run(dataset, "cam", output_dir=str(tmp_path / "summary"), score="spread")
+    assert all(os.path.getsize(p) > 0 for p in pictures.values())

@@ -35,6 +35,10 @@ def check_score_args(samples, run_key, gt_field, all_objects=True, iou_threshold
     config = run_config(samples, run_key)
     check_gt_field(samples, gt_field)
     check_scoring_name(name)
+    if getattr(config, "detections_field", None) and not all_objects:
+        raise CamArgumentError(
+            "all_objects", f"run '{run_key}' explained a detector: each map explains all of a sample's objects, so "
+                           f"it is scored against all of them (all_objects=True)")
     return config, check_iou_threshold(iou_threshold)
 
 
@@ -81,9 +85,10 @@ def score_regions(samples, run_key, gt_field, all_objects=True, iou_threshold=0.
                 continue
             scored = True
             cam = load_map(heat)
-            key = (cam.shape, heat.target_label, heat.target_index)
+            label, index = explained_class(heat)
+            key = (cam.shape, label, index)
             if key not in cache:  # maps of one sample share their region
-                cache[key] = region_mask(gt, cam.shape, heat.target_label, heat.target_index, all_objects, mask_targets)
+                cache[key] = region_mask(gt, cam.shape, label, index, all_objects, mask_targets)
             for score, value in region_scores(cam, cache[key], iou_threshold).items():
                 heat[scored_name(score, name)] = value
         n += scored
@@ -94,6 +99,14 @@ def score_regions(samples, run_key, gt_field, all_objects=True, iou_threshold=0.
         config.scorings[name] = {"gt_field": gt_field, "all_objects": bool(all_objects), "iou_threshold": iou_threshold}
     dataset.update_run_config(run_key, config)
     return n
+
+
+def explained_class(heat):
+    """``(target_label, target_index)`` of a map, or ``(None, None)`` for a
+    detector's map (it explains all of its sample's objects)."""
+    if heat.has_field("target_label"):
+        return heat.target_label, heat.target_index
+    return None, None
 
 
 def _declare(dataset, fields, name):

@@ -13,6 +13,7 @@ from ..labels import check_classification_field
 from ..media.images import load_rgb
 from ..media.mapfiles import load_map
 from ..scoring.names import HISTOGRAM_SCORES
+from .rescore import explained_class
 from .record import run_config
 from .views import check_score, run_field
 
@@ -98,7 +99,7 @@ def _figure(rows, cols, width, height):
 def _mean_heatmaps(view, field, output_dir, size):
     sums, counts = {}, {}
     for heat in view.values(field):
-        label = str(heat.target_label)
+        label = str(explained_class(heat)[0] or "all objects")  # a detector's maps explain all of theirs
         cam = _resized(load_map(heat), size)
         sums[label] = sums.get(label, 0) + cam
         counts[label] = counts.get(label, 0) + 1
@@ -144,10 +145,11 @@ def _extremes(view, field, score, k, label_field, output_dir, size):
             img = np.asarray(load_rgb(sample.filepath).resize((size, size))) / 255
             cam = _resized(load_map(heat), size)
             label = sample[label_field].label if label_field and sample[label_field] is not None else "-"
-            conf = f" {heat.target_confidence:.2f}" if heat.target_confidence is not None else ""
+            explained = explained_class(heat)[0] or f"{heat.get_field('num_objects')} objects"
+            conf = f" {heat.target_confidence:.2f}" if heat.has_field("target_confidence") and heat.target_confidence is not None else ""
             ax_img, ax_cam = axes[r, 2 * half], axes[r, 2 * half + 1]
             ax_img.imshow(img)
-            ax_img.set_title(f"label: {label}\nexplained: {heat.target_label}{conf}", fontsize=8)
+            ax_img.set_title(f"label: {label}\nexplained: {explained}{conf}", fontsize=8)
             ax_cam.imshow(img)
             ax_cam.imshow(cam, cmap=COLORMAP, alpha=0.5, vmin=0, vmax=1)
             ax_cam.set_title(f"{score} = {heat[score]:.2f}" if isinstance(heat[score], float) else f"{score} = {heat[score]}", fontsize=8)
