@@ -11,9 +11,13 @@ and pads its input inside (torchvision's ``model.transform``, a
 resized, padded image, and :class:`InputGeometry` maps them back.
 
 Each explained object's target is grad-cam's ``FasterRCNNBoxScoreTarget`` for
-its one box: the IoU plus the score of the output box that overlaps it most,
-when that box has the object's label and overlaps it by more than the IoU
-threshold (0 otherwise).
+its one box (the IoU plus the score of the matched output box; 0 without a
+match), with one difference: the output box matched is the one of highest IoU
+*among those of the object's label*. grad-cam takes the box of highest IoU
+among all and gives 0 when its label differs; RetinaNet, FCOS and SSD output
+the same box once per label, so grad-cam's target of every copy but the
+best-scored one is 0 and its map empty. Where the box of highest IoU has the
+object's label (always, for a box not output twice), both are equal.
 """
 from collections.abc import Mapping
 from contextlib import contextmanager
@@ -64,7 +68,7 @@ class DetectedObject:
             ground-truth object: of the box matched to it), or None when no
             output box matches it
         truth: the index of the ground-truth object it is, or None for a prediction
-        target: grad-cam's ``FasterRCNNBoxScoreTarget`` for this box alone
+        target: its :class:`LabelledBoxTarget` (this box alone)
     """
 
     box: tuple
@@ -75,22 +79,56 @@ class DetectedObject:
 
 
 def box_target(box, label, iou_threshold):
-    """grad-cam's target for one box: ``FasterRCNNBoxScoreTarget([label], [box])``."""
+    """The target of one box: a :class:`LabelledBoxTarget`."""
+    return LabelledBoxTarget([int(label)], [np.asarray(box, dtype=np.float32)], iou_threshold)
+
+
+def _matched(boxes, labels, box, label, iou_threshold):
+    """The output box a box is matched to: of highest IoU among those of its
+    label, if over ``iou_threshold``; ``(index, iou)`` or None."""
+    from torchvision.ops import box_iou
+
+    same = torch.nonzero(labels == label).flatten()
+    if len(same) == 0:
+        return None
+    ious = box_iou(torch.as_tensor(box, dtype=boxes.dtype, device=boxes.device).reshape(1, 4), boxes[same])[0]
+    j = int(ious.argmax())
+    return (int(same[j]), ious[j]) if float(ious[j]) > iou_threshold else None
+
+
+def _target_base():
     from pytorch_grad_cam.utils.model_targets import FasterRCNNBoxScoreTarget
 
-    return FasterRCNNBoxScoreTarget([int(label)], [np.asarray(box, dtype=np.float32)], iou_threshold)
+    return FasterRCNNBoxScoreTarget
+
+
+class LabelledBoxTarget(_target_base()):
+    """grad-cam's ``FasterRCNNBoxScoreTarget``, each box matched among the
+    output boxes of its own label (see the module's docstring): the sum over
+    its boxes of IoU + score of the match, a (1,) tensor."""
+
+    def __call__(self, model_outputs):
+        boxes = model_outputs["boxes"]
+        output = torch.zeros(1, device=boxes.device, dtype=boxes.dtype)
+        for box, label in zip(self.bounding_boxes, self.labels):
+            match = _matched(boxes, model_outputs["labels"], box, label, self.iou_threshold)
+            if match is not None:
+                output = output + match[1] + model_outputs["scores"][match[0]]
+        return output
 
 
 def predicted_objects(output, threshold, max_objects, label=None, iou_threshold=0.5):
     """The detections of one image a map explains: score at least
     ``threshold`` (and of class ``label`` when given), the ``max_objects``
-    best, best first.
+    best, best first; boxes of no area are left out.
 
     Args:
         output: one image's detached output mapping
     """
     scores = output["scores"].float()
-    keep = scores >= threshold
+    boxes = output["boxes"].float()
+    # a box of no area overlaps nothing (its IoU with itself is 0/0): no target can find it
+    keep = (scores >= threshold) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     if label is not None:
         keep &= output["labels"] == label
     order = [int(i) for i in torch.argsort(scores, descending=True) if keep[i]][:max_objects]
@@ -101,26 +139,19 @@ def predicted_objects(output, threshold, max_objects, label=None, iou_threshold=
 
 def truth_objects(output, boxes, labels, iou_threshold):
     """The ground-truth objects of one image, each matched as its target
-    matches it: the output box of highest IoU, if of the same label and over
+    matches it: the output box of its label of highest IoU, if over
     ``iou_threshold`` (its score is recorded; else ``score`` is None and the
-    map of the object is empty, as grad-cam's would be).
+    map of the object is empty).
 
     Args:
         output: one image's detached output mapping
         boxes: (x1, y1, x2, y2) per object, in input pixels
         labels: class index per object (None: a class the model lacks, never matched)
     """
-    from torchvision.ops import box_iou
-
     out = []
-    pred = output["boxes"].float()
     for i, (box, label) in enumerate(zip(boxes, labels)):
-        score = None
-        if label is not None and len(pred):
-            ious = box_iou(torch.tensor([box], dtype=pred.dtype, device=pred.device), pred)[0]
-            j = int(ious.argmax())
-            if float(ious[j]) > iou_threshold and int(output["labels"][j]) == label:
-                score = float(output["scores"][j])
+        match = None if label is None else _matched(output["boxes"].float(), output["labels"], box, label, iou_threshold)
+        score = None if match is None else float(output["scores"][match[0]])
         out.append(DetectedObject(tuple(float(v) for v in box), -1 if label is None else int(label), score, i,
                                   box_target(box, -1 if label is None else label, iou_threshold)))
     return out

@@ -139,11 +139,12 @@ class DetectorEngine:
         for k in range(kmax if gradient else 0):
             rows = [r for r in range(b) if counts[r] > k]
             loss = sum(objects[r][k].target(out[r]) for r in rows)
+            matched = loss.requires_grad  # False: no object of this round matched an output box (empty maps)
             grads = [None] * len(tensors)
-            if loss.requires_grad:  # no object of this round matched an output box: its maps are empty
+            if matched:
                 grads = torch.autograd.grad(loss, tensors, retain_graph=k < kmax - 1, allow_unused=True)
             for li, (info, g) in enumerate(zip(self.layers, grads)):
-                g = self._grad(info, g, grids[li])
+                g = self._grad(info, g, grids[li], hws[0], matched)
                 summed[li] += g
                 sub = LayerGrids(grids[li][rows], g[rows])
                 for m in gradient:
@@ -168,10 +169,10 @@ class DetectorEngine:
         peaks = dict(zip(peaks, torch.stack(list(peaks.values())).cpu().numpy())) if peaks else {}
         return DetectionResult(maps, peaks, objects, object_maps)
 
-    def _grad(self, info, g, grid):
+    def _grad(self, info, g, grid, hw, matched):
         if g is not None:
-            return info.to_nchw(g, None).detach().float()
-        if info.name not in self._warned:  # e.g. a pyramid level only the region proposals read
+            return info.to_nchw(g, hw).detach().float()
+        if matched and info.name not in self._warned:  # e.g. a pyramid level only the region proposals read
             self._warned.add(info.name)
             logger.warning("layer '%s' gets no gradient from the explained objects' scores: its gradient maps are empty",
                            info.name)

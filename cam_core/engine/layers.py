@@ -124,15 +124,24 @@ def probe_model(model, input_tensor):
 
     records, calls, order = {}, {}, []
     names = {m: n for n, m in model.named_modules() if n}
-    mappings = {}  # module -> the grid shapes of its mapping output
-    seen = {}  # tensor id -> (first name that returned it, weak reference): a parent passing it on is not another layer
+    mappings = {}  # module -> the names of its mapping output's grids
+    seen = {}  # tensor id -> (the latest name that returned it, weak reference)
+    returned_at = {}  # name -> its output's version when it returned it
+    changed = set()  # names whose output a later in-place operation changed
 
-    def first_name(tensor, name):
-        # an id is only the same tensor while the first one is alive: checked through the weak reference
-        known = seen.get(id(tensor))
-        if known is None or known[1]() is not tensor:
-            seen[id(tensor)] = known = (name, weakref.ref(tensor))
-        return known[0]
+    def known(tensor):
+        # an id is only the same tensor while that one is alive: checked through the weak reference
+        entry = seen.get(id(tensor))
+        return entry[0] if entry is not None and entry[1]() is tensor else None
+
+    def returned(tensor, name):
+        # the latest module to return a tensor names it: a parent passing it on, or an in-place activation
+        # after its norm, returns the same tensor, which is then no other layer
+        earlier = known(tensor)
+        if earlier is not None and returned_at[earlier] != tensor._version:
+            changed.add(earlier)  # changed in place since that module returned it (ReLU(inplace=True), +=)
+        seen[id(tensor)] = (name, weakref.ref(tensor))
+        returned_at[name] = tensor._version
 
     def hook(module, args, output):
         name = names[module]
@@ -140,15 +149,16 @@ def probe_model(model, input_tensor):
         records[name] = tuple(output.shape) if isinstance(output, torch.Tensor) else None
         order.append(name)
         if isinstance(output, torch.Tensor):
-            first_name(output, name)
+            returned(output, name)
         elif isinstance(output, Mapping):
             entries = [(key, value) for key, value in output.items() if isinstance(value, torch.Tensor) and value.ndim == 4]
             for key, value in entries:
-                keyed = f"{name}:{key}"
-                if first_name(value, keyed) == keyed:
+                if known(value) is None:  # a grid no submodule returned: a layer of its own
+                    keyed = f"{name}:{key}"
                     records[keyed], calls[keyed] = tuple(value.shape), calls[name]
                     order.append(keyed)
-            mappings[name] = [first_name(value, None) for _, value in entries]
+                    returned(value, keyed)
+            mappings[name] = [known(value) for _, value in entries]
 
     geometry = InputGeometry(model)
     with preserved_state(model):
@@ -177,6 +187,11 @@ def probe_model(model, input_tensor):
         shape = records[name]
         if calls[name] > 1:
             rejected[name] = f"it runs {calls[name]} times per forward (choose its parent block)"
+            continue
+        if name in changed:
+            # its hook would record what a later in-place operation (ReLU(inplace=True), +=) made of it
+            rejected[name] = ("its output is changed in place by a later operation (an in-place activation or "
+                              "addition): explain the module after it")
             continue
         reason, info = _classify(name, shape, input_hw, grids, prefix_hint)
         if info is not None and ":" in name and info.layout != "nchw":

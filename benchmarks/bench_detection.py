@@ -1,0 +1,147 @@
+"""What DetectorEngine costs per detector batch, against the bare maths and grad-cam's own loop.
+
+On random-weight torchvision detectors (no downloads; score thresholds 0 so every image has at least
+--objects detections), random images of --size x --size, --batch images per batch:
+  floor      one forward of the batch hooked on the layer, and one torch.autograd.grad of the
+             summed scores of each image's --objects best detections w.r.t. the layer's activations
+  ours       DetectorEngine(model, [layer], ["gradcam"]).explain(x, choose): the same forward, then
+             one backward per object rank (the k-th object of every image at once), per-object and
+             per-image maps at the input's size
+  grad-cam   grad-cam's loop: one no-grad forward of the batch for the boxes, then for every image
+             and every object GradCAM(model, [layer])(x[b:b+1], targets=[target]) (one forward and
+             one backward each)
+The layer is cam_core's suggested one (suggest_layers). Each side warms up once on the first batch
+(grad-cam: one call), then runs --repeats passes over the --images images; the median batch is shown.
+
+    .venv/bin/python benchmarks/bench_detection.py [--model fasterrcnn_mobilenet_v3_large_fpn]
+        [--size 320] [--images 4] [--objects 5] [--batch 2] [--repeats 2] [--device cpu|cuda]
+        [--threads N]
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+import warnings
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+
+import torch  # noqa: E402
+
+# score thresholds (each builder's own keyword) at 0, so random weights give detections
+THRESHOLDS = {"fasterrcnn": "box_score_thresh", "maskrcnn": "box_score_thresh", "keypointrcnn": "box_score_thresh",
+              "retinanet": "score_thresh", "fcos": "score_thresh", "ssd": "score_thresh"}
+
+
+def build(name, size, device):
+    import torchvision.models.detection as tvd
+
+    kw = {THRESHOLDS[k]: 0.0 for k in THRESHOLDS if name.startswith(k)}
+    if not name.startswith("ssd"):  # SSD resizes to its fixed size
+        kw.update(min_size=size, max_size=size)
+    torch.manual_seed(0)
+    return getattr(tvd, name)(weights=None, weights_backbone=None, num_classes=5, **kw).eval().to(device)
+
+
+def sync(device):
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def timed(fn, device):
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="fasterrcnn_mobilenet_v3_large_fpn")
+    p.add_argument("--size", type=int, default=320)
+    p.add_argument("--images", type=int, default=4)
+    p.add_argument("--objects", type=int, default=5, help="objects explained per image")
+    p.add_argument("--batch", type=int, default=2)
+    p.add_argument("--repeats", type=int, default=2)
+    p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
+    p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (all cores)")
+    args = p.parse_args()
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+
+    from pytorch_grad_cam import GradCAM
+
+    from cam_core.engine.defaults import suggest_layers
+    from cam_core.engine.detection import predicted_objects
+    from cam_core.engine.detector import DetectorEngine
+    from cam_core.engine.layers import probe_model
+
+    device = torch.device(args.device)
+    model = build(args.model, args.size, device)
+    g = torch.Generator().manual_seed(1)
+    images = torch.rand(args.images, 3, args.size, args.size, generator=g).to(device)
+    batches = [images[i:i + args.batch] for i in range(0, args.images, args.batch)]
+    probe = probe_model(model, images[:1])
+    layer = probe.layers[suggest_layers(probe, model)[0]]
+    k = args.objects
+
+    def choose(outs):
+        objects = [predicted_objects(o, 0.0, k) for o in outs]
+        if min(len(o) for o in objects) < k:
+            raise SystemExit(f"an image has fewer than {k} detections: {[len(o) for o in objects]}")
+        return objects
+
+    def floor(x):
+        acts = {}
+        handle = layer.module.register_forward_hook(lambda m, a, out: acts.update(a=layer.select(out)))
+        try:
+            out = model(x.detach().requires_grad_(True))
+        finally:
+            handle.remove()
+        score = sum(o["scores"].topk(k).values.sum() for o in out)
+        torch.autograd.grad(score, [acts["a"]])
+
+    engine = DetectorEngine(model, [layer], ["gradcam"], device)
+
+    def ours(x):
+        engine.explain(x, choose)
+
+    cams = []  # created for its own side only: its hooks stay on the layer until released
+
+    def gradcam(x, first_only=False):
+        if not cams:
+            cams.append(GradCAM(model, [layer.module]))
+        with torch.no_grad():
+            objects = choose([{n: o[n].detach() for n in ("boxes", "labels", "scores")} for o in model(x)])
+        for b, objs in enumerate(objects):
+            for obj in objs[:1] if first_only else objs:
+                cams[0](x[b:b + 1], targets=[obj.target])
+                if first_only:
+                    return
+
+    results = {}
+    try:
+        for name, fn, warm in (("floor", floor, floor), ("ours", ours, ours),
+                               ("grad-cam", gradcam, lambda x: gradcam(x, first_only=True))):
+            warm(batches[0])
+            times = [timed(lambda: fn(x), device) for _ in range(args.repeats) for x in batches]
+            results[name] = statistics.median(times)
+    finally:
+        for cam in cams:
+            cam.activations_and_grads.release()
+
+    per_batch_objects = args.batch * k
+    dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
+    print(f"torch {torch.__version__}, device {dev}, {os.cpu_count()} CPUs ({args.threads} torch threads)")
+    print(f"{args.model}, {args.size}x{args.size}, layer {layer.name} {tuple(layer.shape[1:])}, "
+          f"{args.images} images in batches of {args.batch}, {k} objects per image, {args.repeats} repeats")
+    print(f"{'':10} {'s / batch':>10} {'s / object':>11}")
+    for name, t in results.items():
+        print(f"{name:10} {t:10.3f} {t / per_batch_objects:11.4f}")
+    print(f"ours / floor    = {results['ours'] / results['floor']:.2f}")
+    print(f"grad-cam / ours = {results['grad-cam'] / results['ours']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
