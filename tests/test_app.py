@@ -266,7 +266,7 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
         layers.click()
         layers.press_sequentially("layer3")
         options = page.get_by_role("option")
-        expect(options).to_have_count(14, timeout=30000)
+        expect(options).to_have_count(10, timeout=30000)
         expect(options.first).to_have_text("layer3 [256x4x4]")
         layers.fill("")
         layers.press_sequentially("layer33")
