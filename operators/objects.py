@@ -5,7 +5,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import choices
-from .compute import _context
+from .views import opened_view
 
 DEFAULT_SCORE = "inside"
 _SCORE_TEXT = {
@@ -54,14 +54,10 @@ class SortCamObjects(foo.Operator):
             ``fiftyone.operators.executor.ExecutionError``: when the form
             refuses the parameters (the message names the parameter and why)
         """
-        import fiftyone.core.view as fov
-
         params = {"run_key": run_key, "score": score, "field": field, "min_value": min_value,
                   "max_value": max_value, "reverse": bool(reverse), "min_confidence": min_confidence,
                   "label": None if label is None else str(label), "view_name": view_name}
-        params = {k: v for k, v in params.items() if v is not None}
-        result = foo.execute_operator(self.uri, ctx=dict(_context(sample_collection), params=params))
-        return fov.DatasetView._build(sample_collection._root_dataset, result.result["view"])
+        return opened_view(self.uri, sample_collection, params)
 
     def resolve_input(self, ctx):
         import cam_core

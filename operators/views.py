@@ -45,15 +45,10 @@ class SortByCamScore(foo.Operator):
             ``fiftyone.operators.executor.ExecutionError``: when the form
             refuses the parameters (the message names the parameter and why)
         """
-        import fiftyone.core.view as fov
-
         params = {"run_key": run_key, "score": score, "field": field, "min_value": min_value,
                   "max_value": max_value, "reverse": bool(reverse), "correct_field": correct_field,
                   "view_name": view_name}
-        params = {k: v for k, v in params.items() if v is not None}
-        result = foo.execute_operator(self.uri, ctx=dict(_context(sample_collection), params=params))
-        dataset = sample_collection._root_dataset
-        return fov.DatasetView._build(dataset, result.result["view"])
+        return opened_view(self.uri, sample_collection, params)
 
     def resolve_input(self, ctx):
         import cam_core
@@ -88,6 +83,16 @@ class SortByCamScore(foo.Operator):
         message = f"{n} sample(s) sorted by {score}" + (f", saved as view '{name}'" if name else "")
         ctx.ops.notify(message, variant="success" if n else "warning")
         return {"count": n, "view": view._serialize(), "view_name": name, "message": message}
+
+
+def opened_view(uri, sample_collection, params):
+    """Runs a view operator as the App does (its form checks ``params``; None
+    values are left out) and returns the view it opens."""
+    import fiftyone.core.view as fov
+
+    params = {k: v for k, v in params.items() if v is not None}
+    result = foo.execute_operator(uri, ctx=dict(_context(sample_collection), params=params))
+    return fov.DatasetView._build(sample_collection._root_dataset, result.result["view"])
 
 
 def _arguments(p, score):

@@ -37,11 +37,11 @@ def object_scores(maps, boxes):
         return []
     own = box_masks(boxes, maps.shape[-2:], maps.device)
     anyone = own.any(dim=0, keepdim=True)
-    others = anyone & ~own if k > 1 else torch.zeros_like(own)
+    others = anyone & ~own  # in another object's box, not in its own (nothing for a lone object)
     m = maps.double()
     total = m.sum(dim=(1, 2))
     inside = (m * own).sum(dim=(1, 2)) / total
-    on_others = (m * (others & ~own)).sum(dim=(1, 2)) / total
+    on_others = (m * others).sum(dim=(1, 2)) / total
     background = (m * ~anyone).sum(dim=(1, 2)) / total
     peak = own.reshape(k, -1).gather(1, m.reshape(k, -1).argmax(dim=1, keepdim=True))[:, 0]
     rows = torch.stack([inside, on_others, background, peak.double()], 1).cpu().tolist()
