@@ -1,5 +1,6 @@
-"""The offline demo: a CNN, a segmenter and a ViT trained on the spot on real
-images with a planted shortcut, explained with cam_core, shown in the App.
+"""The offline demo: a CNN, a segmenter, a ViT and a detector trained on the
+spot on real images with a planted shortcut, explained with cam_core, shown
+in the App.
 
 Run it with ``make demo`` (or ``python -m demo --help``); from Python::
 

@@ -13,7 +13,7 @@ import time
 def parse_args(argv=None):
     p = argparse.ArgumentParser(
         prog="demo",
-        description="Offline demo of fiftyone-cam: trains a CNN, a segmenter and a ViT on real images with a "
+        description="Offline demo of fiftyone-cam: trains a CNN, a segmenter, a ViT and a detector on real images with a "
                     "planted shortcut, computes CAMs and ground-truth scores, and opens the FiftyOne App.",
     )
     p.add_argument("--no-app", action="store_true", help="exit after computing and printing, without launching the App")

@@ -1,4 +1,5 @@
-"""The demo's three models, small enough to train on a CPU in under a minute.
+"""The demo's three models, small enough to train on a CPU in under a minute
+(its fourth, the detector, is in :mod:`demo.detector`).
 
 - :class:`DigitCNN`: a classifier with named stages ``features.0`` .. ``features.3``
 - :class:`DigitFCN`: an FCN-style segmenter returning torchvision's ``{"out": (B, K+1, H, W)}``

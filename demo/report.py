@@ -116,25 +116,62 @@ def summary(result, scene_config, port=None):
             f"  {r['field']:34s} {_f(r['p_mark']):>10s} {_f(r['p_drove']):>11s} {_f(r['ap_mark']):>8s} "
             f"{_f(r['ap_drove']):>9s} {_f(r['median_marked']):>9s} / {_f(r['median_unmarked']):<7s}{star}"
         )
+    lines += detector_lines(result.detector, sc)
     t = result.timings
+    models = [k for k in ("cnn", "fcn", "vit", "det") if f"train_{k}" in t]
     lines += [
         "",
         "Timings (s): " + ", ".join(
             f"{k} {t[k]:.1f}" for k in ("data", "dataset", "training", "predictions", "cams", "scores", "total") if k in t
         ),
-        "  training: " + ", ".join(f"{k} {t['train_' + k]:.1f} ({result.trained[k]})" for k in ("cnn", "fcn", "vit")),
-        "  CAM runs: " + ", ".join(f"{k} {t['cams_' + k]:.1f}" for k in ("cnn", "fcn", "vit")),
+        "  training: " + ", ".join(f"{k} {t['train_' + k]:.1f} ({result.trained[k]})" for k in models),
+        "  CAM runs: " + ", ".join(f"{k} {t['cams_' + k]:.1f}" for k in models if f"cams_{k}" in t),
         "",
         "Where to look in the App" + (f" (http://127.0.0.1:{port})" if port else "") + ":",
         f"  dataset '{result.dataset_name}', saved view '{result.saved_views[0]}' (view bar, top left): the {n} test",
         f"    samples whose '{result.main_field}' map lies least inside the digit's box.",
-        f"  The map, the digit's box (gt_boxes) and the mark (mark) are ticked in the sidebar; open a sample to",
+        "  The map, the digit's box (gt_boxes) and the mark (mark) are ticked in the sidebar; open a sample to",
         f"    see it large, and tick the other maps: {', '.join(result.runs['cnn'][:3])}, ...",
         f"  Sidebar filter: {result.main_field} > mass_inside, drag the max to 0.2: the samples where the",
-        f"    model looked away from the digit. Compare with the field 'has_mark' and 'mark_drove'.",
+        "    model looked away from the digit. Compare with the field 'has_mark' and 'mark_drove'.",
         f"  Saved view '{result.saved_views[1]}': the answer key; '{result.saved_views[2]}': the planted shortcut.",
-        f"  Runs: {', '.join(result.runs)} (dataset.list_runs(); segmenter 'fcn', ViT 'vit').",
+    ] + ([
+        f"  Saved view '{result.saved_views[3]}': the detector's boxes, one patch each, lowest 'inside' first;",
+        "    their label attribute 'mark_drove' (det_detections) is the answer key.",
+    ] if len(result.saved_views) > 3 else []) + [
+        f"  Runs: {', '.join(result.runs)} (dataset.list_runs(); segmenter 'fcn', ViT 'vit', detector 'det').",
         "",
         f"Summary pictures of '{result.main_field}' (cam_core.summarize_run):",
     ] + [f"  {path}" for path in result.summaries.values() if path]
     return "\n".join(lines)
+
+
+def detector_lines(d, scene_config):
+    """The detector's part of :func:`summary` (``d``: ``DemoResult.detector``)."""
+    if not d or not d.get("rows"):
+        return []
+    n, main = d["top_n"], d["rows"][0]
+    lines = [
+        "",
+        f"The detector (run 'det', boxes in det_prediction): its best box overlaps the digit's (IoU > 0.5) in "
+        f"{_f(d['iou50'], '{:.0%}')} of the",
+        f"  test scenes, with the digit's class in {_f(d['clean'], '{:.0%}')} of the unmarked ones; on marked scenes "
+        f"of other classes its",
+        f"  best box says '{scene_config.shortcut_class}' for {_f(d['follows'], '{:.0%}')} (the mark reaches every box "
+        f"through the globally pooled features).",
+        f"detector: {main['boxes']} boxes, {main['drove']} driven by the mark; precision@{n} of the lowest 'inside' = "
+        f"{_f(main['p_drove'])} (by chance {_f(main['base_rate'])}).",
+        "  A box is driven by the mark when its class changes on the scene's clean copy (det_detections.mark_drove);",
+        "  'inside': the share of the box's own map inside the box. Sorted lowest first (saved view "
+        "'boxes-found-by-context'):",
+        "",
+        f"  {'heatmap field':34s} {'P@' + str(n) + ' drove':>11s} {'P@' + str(n) + ' mark':>10s} {'AP drove':>9s} "
+        f"{'median inside':>15s}",
+        f"  {'':34s} {'':>11s} {'':>10s} {'':>9s} {'drove / not':>15s}",
+    ]
+    for i, r in enumerate(d["rows"]):
+        lines.append(
+            f"  {r['field']:34s} {_f(r['p_drove']):>11s} {_f(r['p_mark']):>10s} {_f(r['ap_drove']):>9s} "
+            f"{_f(r['median_drove']):>7s} / {_f(r['median_other']):<7s}{' <- ranks the boxes' if i == 0 else ''}"
+        )
+    return lines

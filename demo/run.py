@@ -1,5 +1,11 @@
 """The demo's pipeline: data, dataset, models, predictions, CAMs, scores, saved views.
 
+Three classifiers/segmenters are explained per sample (runs ``cnn``, ``fcn``,
+``vit``) and the detector per box (run ``det``): its explained boxes sorted by
+``inside`` (the share of a box's own map inside it), lowest first, are the
+boxes found by their context; the demo measures how many of the first N had
+their class driven by the mark.
+
 :func:`run_demo` does everything ``make demo`` does except launching the App;
 the tests call it at a reduced size (:func:`small_config`).
 """
@@ -11,7 +17,8 @@ import torch
 
 from . import data as demodata
 from . import dataset as demods
-from . import report
+from . import boxes, report
+from .boxes import BOXES_VIEW
 from .train import TrainConfig, to_masks, to_tensors, train_models
 
 SUSPECTS_VIEW = "shortcut-suspects"
@@ -31,7 +38,13 @@ class DemoConfig:
         retrain: train even when cached weights exist
         top_n: how many of the lowest-``mass_inside`` test samples are judged (precision@N)
         batch_size: CAM batch size
-        cnn / fcn / vit: ``(methods, layers)`` of each model's CAM run
+        cnn / fcn / vit / det: ``(methods, layers)`` of each model's CAM run; the
+            detector's first map ranks its boxes (HiResCAM: GradCAM averages
+            each channel's gradients over the image, which spreads a box's map
+            over the whole scene, and its ``inside`` ranks the boxes the mark
+            drove no better than chance here; see the printed table)
+        det_score_threshold: the detector's boxes explained (and kept as
+            ``det_prediction``): those of at least this score
     """
 
     name: str = "cam-demo"
@@ -44,6 +57,8 @@ class DemoConfig:
     cnn: tuple = (("gradcam", "gradcamplusplus", "layercam"), ("features.2", "features.3"))
     fcn: tuple = (("gradcam", "hirescam"), ("backbone.1", "backbone.2"))
     vit: tuple = (("gradcam", "layercam"), ("blocks.0", "blocks.1"))
+    det: tuple = (("hirescam", "gradcam"), ("backbone.4",))
+    det_score_threshold: float = 0.5
 
     @property
     def main_field(self):
@@ -52,11 +67,18 @@ class DemoConfig:
 
         return cam_core.field_name("cnn", "gradcam", self.cnn[1][-1])
 
+    @property
+    def det_field(self):
+        """The detector map whose ``inside`` ranks the boxes: the first method on the last layer."""
+        import cam_core
+
+        return cam_core.field_name("det", self.det[0][0], self.det[1][-1])
+
 
 def small_config(name="cam-demo-small", cache_dir=None, **kwargs):
     """A reduced demo for tests: few scenes, few epochs (seconds, not minutes)."""
     scenes = demodata.SceneConfig(num_train=600, num_test=90)
-    train = TrainConfig(cnn_epochs=8, fcn_epochs=2, vit_epochs=2)
+    train = TrainConfig(cnn_epochs=8, fcn_epochs=2, vit_epochs=2, det_epochs=8)
     return DemoConfig(name=name, scenes=scenes, train=train, cache_dir=cache_dir, top_n=10, **kwargs)
 
 
@@ -81,6 +103,8 @@ class DemoResult:
         summaries: the summary pictures of the main field
             (``{"mean_heatmaps": path, "extremes": path, "histograms": path}``,
             see :func:`cam_core.summarize_run`)
+        detector: the detector's quality and how well low ``inside`` finds
+            the boxes whose class the mark drove (see :func:`demo.boxes.detector_numbers`)
     """
 
     dataset_name: str
@@ -95,6 +119,7 @@ class DemoResult:
     saved_views: list
     top_n: int
     summaries: dict
+    detector: dict = None
 
 
 def run_demo(config=None, log=print):
@@ -137,17 +162,23 @@ def run_demo(config=None, log=print):
     with clock("predictions"):
         test_view = ds.match_tags("test")
         accuracy, segmentation = _predict(test_view, test, trained, sc)
+        det_quality, clean_boxes = boxes.predict_boxes(test_view, test, trained["det"].model, sc,
+                                                       config.det_score_threshold)
 
     log("[5/6] CAMs (cam_core.compute_cams) with ground-truth scores against 'gt_boxes':")
     runs = {}
     with clock("cams"):
-        for key, target in (("cnn", "prediction"), ("fcn", "field:gt_mask"), ("vit", "prediction")):
+        # the classifiers and the segmenter per sample; the detector per box (those of score >= det_score_threshold)
+        per_sample = dict(gt_field="gt_boxes", all_objects=True)
+        for key, kwargs in (("cnn", dict(per_sample, target="prediction")), ("fcn", dict(per_sample, target="field:gt_mask")),
+                            ("vit", dict(per_sample, target="prediction")),
+                            ("det", dict(gt_field="gt_boxes", score_threshold=config.det_score_threshold))):
             methods, layers = getattr(config, key)
             started = time.time()
             res = cam_core.compute_cams(
-                test_view, trained[key].model, layers=list(layers), methods=list(methods), target=target,
-                run_key=key, batch_size=config.batch_size, gt_field="gt_boxes", all_objects=True,
-                output_dir=f"{demods.dataset_dir(config.name)}/cam_maps/{key}", progress=False,
+                test_view, trained[key].model, layers=list(layers), methods=list(methods), run_key=key,
+                batch_size=config.batch_size, output_dir=f"{demods.dataset_dir(config.name)}/cam_maps/{key}",
+                progress=False, **kwargs,
             )
             timings[f"cams_{key}"] = time.time() - started
             runs[key] = list(res.fields)
@@ -156,6 +187,9 @@ def run_demo(config=None, log=print):
     with clock("scores"):
         counts, rows = report.detection_rows(test_view, runs, config.top_n, sc.shortcut_class)
         views = _save_views(ds, config)
+        detector = boxes.detector_numbers(test_view, clean_boxes, det_quality, trained["det"].model.classes,
+                                          runs["det"], config)
+        views.append(BOXES_VIEW)
         _app_config(ds, config, runs)
         # the pictures users look at before they open the App: mean map per
         # class, the most and least on-digit samples, the scores' histograms
@@ -170,6 +204,7 @@ def run_demo(config=None, log=print):
         trained={k: "cached" if t.cached else "trained" for k, t in trained.items()},
         accuracy=accuracy, segmentation=segmentation, detection=rows, counts=counts, runs=runs,
         main_field=config.main_field, saved_views=views, top_n=config.top_n, summaries=summaries,
+        detector=detector,
     )
 
 

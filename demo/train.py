@@ -1,6 +1,7 @@
-"""Training the demo's three models on the CPU, cached by a hash of their settings.
+"""Training the demo's four models on the CPU, cached by a hash of their settings.
 
-Each model trains in well under a minute on 2 CPU cores. Its state dict is
+The CNN classifier, the segmenter, the ViT and the detector
+(:mod:`demo.detector`); each trains in well under a minute on 2 CPU cores. Its state dict is
 saved as ``<cache_dir>/<name>-<hash>.pt``, the hash covering the scene
 settings, the training settings, the architecture and this module's
 ``VERSION``: a rerun with the same settings loads the weights instead of
@@ -17,7 +18,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from . import models
+from . import detector, models
 
 VERSION = 1  # bump when the training code changes what it produces
 
@@ -30,7 +31,7 @@ def default_cache_dir():
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """How the three models are trained (epochs, batch size, learning rates).
+    """How the four models are trained (epochs, batch size, learning rates).
 
     ``vit_without_mark``: the ViT is trained on the same scenes with the mark
     removed, as a control (a model that has no shortcut to use). ``threads``
@@ -46,6 +47,8 @@ class TrainConfig:
     fcn_lr: float = 3e-3
     vit_lr: float = 2e-3
     vit_without_mark: bool = True
+    det_epochs: int = 10
+    det_lr: float = 3e-3
     seed: int = 0
     threads: int = 2
 
@@ -73,7 +76,7 @@ def to_tensors(scenes, transforms, clean=False):
         clean (False): use each marked scene's twin without the mark
 
     Returns:
-        a (N, 3, 64, 64) float tensor
+        a (N, 3, H, W) float tensor (64 pixels for the classifiers, 128 for the detector)
     """
     images = [(s.clean if clean and s.clean is not None else s.image) for s in scenes]
     return torch.stack([transforms(Image.fromarray(a)) for a in images])
@@ -86,8 +89,14 @@ def to_masks(scenes, size=models.INPUT_SIZE):
     ]).astype(np.int64))
 
 
+def to_boxes(scenes, size):
+    """Each scene's digit box as (x1, y1, x2, y2) pixels of its ``size``-pixel image, (N, 4) float."""
+    b = torch.tensor([s.box for s in scenes], dtype=torch.float32) * size
+    return torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], 1)
+
+
 def train_models(train_scenes, scene_config, train_config=None, cache_dir=None, log=print, retrain=False):
-    """Trains (or loads from the cache) the CNN classifier, the segmenter and the ViT.
+    """Trains (or loads from the cache) the CNN classifier, the segmenter, the ViT and the detector.
 
     Args:
         train_scenes: the training :class:`demo.data.Scene` list
@@ -98,7 +107,7 @@ def train_models(train_scenes, scene_config, train_config=None, cache_dir=None, 
         retrain (False): train even when a cached state dict exists
 
     Returns:
-        ``{"cnn": Trained, "fcn": Trained, "vit": Trained}``; each model is a
+        ``{"cnn": Trained, "fcn": Trained, "vit": Trained, "det": Trained}``; each model is a
         :class:`cam_core.CamModel` with its ``transforms`` and ``classes``, in eval mode
     """
     import cam_core
@@ -119,15 +128,17 @@ def train_models(train_scenes, scene_config, train_config=None, cache_dir=None, 
         return data[key], data["y"]
 
     specs = {
-        "cnn": (lambda: models.DigitCNN(len(classes)), classes,
+        "cnn": (lambda: models.DigitCNN(len(classes)), classes, transforms,
                 lambda m: _fit_classifier(m, *inputs(), tc.cnn_epochs, tc.batch_size, tc.cnn_lr, 0.0, tc.seed)),
-        "fcn": (lambda: models.DigitFCN(len(classes) + 1), ["background"] + classes,
+        "fcn": (lambda: models.DigitFCN(len(classes) + 1), ["background"] + classes, transforms,
                 lambda m: _fit_segmenter(m, inputs()[0], to_masks(train_scenes), tc.fcn_epochs, tc.batch_size, tc.fcn_lr, tc.seed)),
-        "vit": (lambda: models.digit_vit(len(classes)), classes,
+        "vit": (lambda: models.digit_vit(len(classes)), classes, transforms,
                 lambda m: _fit_classifier(m, *inputs(tc.vit_without_mark), tc.vit_epochs, tc.batch_size, tc.vit_lr, 0.05, tc.seed)),
+        "det": (lambda: detector.DigitDetector(classes), ["background"] + classes, detector.preprocess(),
+                lambda m: _fit_detector(m, train_scenes, scene_config.size, tc.det_epochs, tc.batch_size, tc.det_lr, tc.seed)),
     }
     out = {}
-    for name, (build, names, fit) in specs.items():
+    for name, (build, names, model_transforms, fit) in specs.items():
         started = time.time()
         torch.manual_seed(tc.seed)
         module = build()
@@ -144,7 +155,7 @@ def train_models(train_scenes, scene_config, train_config=None, cache_dir=None, 
         module.eval()
         seconds = time.time() - started
         log(f"  {name}: {'loaded from cache' if cached else 'trained'} in {seconds:.1f} s ({path})")
-        model = cam_core.CamModel(module, transforms, list(names), name=f"demo:{name}")
+        model = cam_core.CamModel(module, model_transforms, list(names), name=f"demo:{name}")
         out[name] = Trained(model, cached, seconds, path)
     return out
 
@@ -198,3 +209,16 @@ def _fit_segmenter(model, x, masks, epochs, batch_size, lr, seed):
         return F.cross_entropy(out, yb, weight=weight)
 
     return _fit(model, x, masks, loss, epochs, batch_size, lr, 0.0, seed)
+
+
+def _fit_detector(model, scenes, size, epochs, batch_size, lr, seed):
+    """The detector on the full-size scenes: targets ``[label, x1, y1, x2, y2]``
+    per scene (label 1-based, 0 being the background)."""
+    x = to_tensors(scenes, model.transforms)
+    labels = torch.tensor([model.classes.index(s.label) for s in scenes], dtype=torch.float32)
+    y = torch.cat([labels[:, None], to_boxes(scenes, size)], 1)
+
+    def loss(m, xb, yb):
+        return detector.loss(m, xb, yb[:, 1:], yb[:, 0].long())
+
+    return _fit(model, x, y, loss, epochs, batch_size, lr, 0.0, seed)

@@ -1,7 +1,7 @@
 """The offline demo's pipeline at a reduced size, on the session's private mongod.
 
 The full demo (``make demo``) runs the same code with 1,500 training scenes;
-here 600 scenes and a few epochs keep it to about half a minute.
+here 600 scenes and a few epochs keep it to about a minute.
 """
 import os
 import sys
@@ -51,13 +51,48 @@ def test_precision_and_average_precision_rank_lowest_first():
     assert shortcut.average_precision(scores, [False] * 5) is None
 
 
+def test_the_demo_detector_follows_the_detector_contract():
+    import torch
+
+    from demo.detector import DigitDetector, targets
+    from demo.boxes import mark_drove_box
+
+    torch.manual_seed(0)
+    model = DigitDetector(["0", "1", "2"], score_threshold=0.0, max_detections=5).eval()
+    assert model.classes == ["background", "0", "1", "2"]
+    x = torch.rand(2, 3, 128, 96)
+    out = model(x)
+    assert isinstance(out, list) and len(out) == 2
+    for o in out:
+        n = len(o["boxes"])
+        assert 1 <= n <= 5 and o["boxes"].shape == (n, 4) and o["labels"].dtype == torch.int64
+        assert o["scores"].shape == (n,) and o["scores"].requires_grad  # differentiable: what a map explains
+        assert set(o["labels"].tolist()) <= {1, 2, 3}  # never the background
+        b = o["boxes"]
+        assert (b[:, 0] <= b[:, 2]).all() and (b[:, 1] <= b[:, 3]).all() and b[:, 2].max() <= 96 and b[:, 3].max() <= 128
+    assert model.transforms is not None
+    model.train()
+    logits, dist = model(x)
+    assert logits.shape == (2, 4, 16, 12) and dist.shape == (2, 4, 16, 12)
+    # the positive cells: those within 1.5 cells of the box centre (pixel 60: the centre of cell 7)
+    t = targets(torch.tensor([[36.0, 36.0, 84.0, 84.0]]), torch.tensor([2]), 16, 16)
+    assert t.sum() == 2 * 9 and t[0, 6:9, 6:9].eq(2).all()
+
+    # a box is driven by the mark when its place has another class (or none) without the mark
+    clean = {"boxes": torch.tensor([[10.0, 10, 50, 50], [12, 12, 50, 50]]), "labels": torch.tensor([1, 4]),
+             "scores": torch.tensor([0.9, 0.2])}
+    assert mark_drove_box([11, 11, 50, 50], 4, clean)  # the best-scored overlapping clean box says 1
+    assert not mark_drove_box([11, 11, 50, 50], 1, clean)
+    assert mark_drove_box([80, 80, 120, 120], 1, clean)  # nothing there without the mark
+
+
 @pytest.mark.timeout(300)
 def test_demo_pipeline_at_reduced_size(tmp_path):
     import fiftyone as fo
 
     import cam_core
     from demo.report import summary
-    from demo.run import DROVE_VIEW, SUSPECTS_VIEW, TRAIN_MARK_VIEW, run_demo, small_config
+    from demo.run import BOXES_VIEW, DROVE_VIEW, SUSPECTS_VIEW, TRAIN_MARK_VIEW, run_demo, small_config
 
     name = "cam-demo-test"
     config = small_config(name=name, cache_dir=str(tmp_path / "models"))
@@ -70,14 +105,16 @@ def test_demo_pipeline_at_reduced_size(tmp_path):
         assert ds.count_sample_tags() == {"train": 600, "test": 90}
         schema = ds.get_field_schema()
         for f in ("ground_truth", "gt_boxes", "gt_mask", "mark", "has_mark", "prediction",
-                  "prediction_without_mark", "mark_drove", "vit_prediction", "fcn_prediction"):
+                  "prediction_without_mark", "mark_drove", "vit_prediction", "fcn_prediction",
+                  "det_prediction", "det_prediction_without_mark", "det_mark_drove", "det_detections"):
             assert f in schema, f
         assert all(os.path.isfile(p) for p in ds.values("filepath"))
         assert ds.mask_targets["gt_mask"] == {1: "0", 2: "1", 3: "2", 4: "3", 5: "4"}
 
-        # the three model kinds ran, each as its own run, with the ground-truth scores
-        assert sorted(cam_core.list_cam_runs(ds)) == ["cnn", "fcn", "vit"]
+        # the four model kinds ran, each as its own run, with the ground-truth scores
+        assert sorted(cam_core.list_cam_runs(ds)) == ["cnn", "det", "fcn", "vit"]
         assert len(result.runs["cnn"]) == 6 and len(result.runs["fcn"]) == 4 and len(result.runs["vit"]) == 4
+        assert sorted(result.runs["det"]) == ["det_gradcam_backbone_4", "det_hirescam_backbone_4"]
         test = ds.match_tags("test")
         for fields in result.runs.values():
             for f in fields:
@@ -93,7 +130,18 @@ def test_demo_pipeline_at_reduced_size(tmp_path):
         # the shortcut was learned by the CNN and not by the control ViT (trained without the mark)
         assert result.counts["drove_cnn"] > 0
         assert result.counts["drove_vit"] == 0
-        assert result.trained == {"cnn": "trained", "fcn": "trained", "vit": "trained"}
+        assert result.trained == {"cnn": "trained", "fcn": "trained", "vit": "trained", "det": "trained"}
+
+        # the detector finds the digits, and the mark drives some of its boxes to the shortcut class
+        det = result.detector
+        assert det["iou50"] > 0.8, det
+        assert det["follows"] > 0.3, det
+        # ranking its boxes by their own map's 'inside', lowest first, finds the boxes the mark drove
+        ranked = det["rows"][0]
+        assert ranked["field"] == config.det_field == "det_hirescam_backbone_4"
+        assert 0 < ranked["drove"] < ranked["boxes"] and ranked["base_rate"] < 0.6, ranked
+        assert ranked["p_drove"] >= max(0.7, ranked["base_rate"] + 0.3), ranked
+        assert ranked["median_drove"] < ranked["median_other"], ranked
 
         # the detection is computed and sane: precision in [0, 1] for every classifier field;
         # for the main map, better than chance at finding the marked samples
@@ -106,14 +154,21 @@ def test_demo_pipeline_at_reduced_size(tmp_path):
         assert main["median_marked"] < main["median_unmarked"]
 
         # saved views and the App's settings
-        assert set(ds.list_saved_views()) == {SUSPECTS_VIEW, DROVE_VIEW, TRAIN_MARK_VIEW}
+        assert set(ds.list_saved_views()) == {SUSPECTS_VIEW, DROVE_VIEW, TRAIN_MARK_VIEW, BOXES_VIEW}
+        boxes = ds.load_saved_view(BOXES_VIEW)  # a patches view, one patch per explained box
+        assert len(boxes) == ranked["boxes"]
+        inside = boxes.values("det_detections.hirescam_backbone_4_inside")
+        assert inside == sorted(inside) and min(boxes.values("det_detections.confidence")) >= 0.5
+        first = boxes.limit(config.top_n).values("det_detections.mark_drove")
+        assert sum(first) / config.top_n == ranked["p_drove"]
         suspects = ds.load_saved_view(SUSPECTS_VIEW)
         assert len(suspects) == config.top_n
         values = suspects.values(f"{result.main_field}.mass_inside")
         assert values == sorted(values)
         assert len(ds.load_saved_view(DROVE_VIEW)) == result.counts["drove_cnn"]
         assert result.main_field in ds.app_config.active_fields.paths
-        assert "P@10 mark" in summary(result, config.scenes)
+        text = summary(result, config.scenes)
+        assert "P@10 mark" in text and f"detector: {ranked['boxes']} boxes, {ranked['drove']} driven by the mark" in text
 
         # the summary pictures of the main map, as PNG files
         assert set(result.summaries) == {"mean_heatmaps", "extremes", "histograms"}
@@ -128,7 +183,7 @@ def test_demo_pipeline_at_reduced_size(tmp_path):
 
         scenes = demodata.make_scenes(config.scenes, "train")
         again = train_models(scenes, config.scenes, config.train, config.cache_dir, log=lambda *a: None)
-        assert {k: t.cached for k, t in again.items()} == {"cnn": True, "fcn": True, "vit": True}
+        assert {k: t.cached for k, t in again.items()} == {"cnn": True, "fcn": True, "vit": True, "det": True}
         weights = torch.load(again["cnn"].path, weights_only=True)
         assert all(torch.equal(weights[k], v) for k, v in again["cnn"].model.module.state_dict().items())
     finally:
