@@ -50,6 +50,7 @@ from .runs.shards import run_status
 from .runs.state import RunStatus
 from .runs.rescore import check_score_args, score_regions
 from .runs.summary import check_summary_args, default_summary_dir, summarize_run
+from .runs.usage import saved_views_using, serialized_stages, uses_fields
 from .runs.views import check_sort_args, map_scores, missing_scores, sort_by_score
 from .scoring.names import DETECTION_SCORES, SCORES
 from .skips import skipped_reasons
@@ -119,6 +120,9 @@ __all__ = [
     "check_summary_args",
     "default_summary_dir",
     "show_run",
+    "saved_views_using",
+    "uses_fields",
+    "serialized_stages",
     "SCORES",
     "DETECTION_SCORES",
 ]

@@ -3,6 +3,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import choices, progress
+from .follow import FOLLOW, app_state, follow_in_app
 
 
 def run_keys(dataset):
@@ -176,11 +177,13 @@ class DeleteCamRun(foo.Operator):
             view_target=False,
         )
 
-    def __call__(self, dataset, run_key):
-        params = {"run_key": run_key, progress.PYTHON_CALL: True}
+    def __call__(self, dataset, run_key, delete_saved_views=False):
+        params = {"run_key": run_key, "delete_saved_views": delete_saved_views, progress.PYTHON_CALL: True}
         return foo.execute_operator(self.uri, ctx={"dataset": dataset._root_dataset}, params=params).result
 
     def resolve_input(self, ctx):
+        import cam_core
+
         inputs = types.Object()
         if ctx.params.get(FOLLOW):  # a step after the deletion (see follow_in_app): nothing to ask
             return types.Property(inputs)
@@ -193,107 +196,31 @@ class DeleteCamRun(foo.Operator):
                 label=f"Deletes {len(fields)} field(s) {where}",
                 description=", ".join(fields),
             ))
+            views = cam_core.saved_views_using(ctx.dataset, key)
+            if views:
+                inputs.bool(
+                    "delete_saved_views", default=False, view=types.CheckboxView(),
+                    label=f"Also delete the {len(views)} saved view(s) built on this run",
+                    description=f"{', '.join(views)}: they sort or filter by its fields and show nothing "
+                                "once it is deleted; unticked, they are kept (empty)",
+                )
         return types.Property(inputs, view=types.View(label="Delete a CAM run"))
 
     def execute(self, ctx):
+        import cam_core
+
         if ctx.params.get(FOLLOW):
             return follow_in_app(ctx, self.uri, ctx.params[FOLLOW])
         key = ctx.params["run_key"]
         dataset = ctx.dataset
         fields = dataset.get_run_info(key).config.all_fields()
         app = None if progress.returns_result(ctx) else app_state(ctx)  # read before the fields go
+        views = cam_core.saved_views_using(dataset, key)
         dataset.delete_run(key)  # the run's cleanup removes these fields, the map files and the sidebar group
+        deleted = views if ctx.params.get("delete_saved_views") else []
+        for name in deleted:
+            dataset.delete_saved_view(name)
         if app is not None:
-            ctx.trigger(self.uri, {FOLLOW: dict(app, step="leave", run_key=key, fields=fields)})
-        return {"run_key": key, "deleted_fields": fields}
-
-
-# the parameter of the App's steps after a deletion, and the seconds each step waits for the App at most
-FOLLOW = "_follow_app"
-WAIT_SECONDS = 5.0
-
-
-def app_state(ctx):
-    """What the App shows: the dataset, its saved view's name (or None), its
-    stages (a saved view's included), its sidebar filters and shown fields."""
-    import json
-
-    from bson import json_util
-
-    name = ctx.request_params.get("view_name")
-    stages = ctx.dataset.load_saved_view(name)._serialize() if name else ctx.request_params.get("view") or []
-    return {"dataset": ctx.dataset.name, "view_name": name, "stages": json.loads(json_util.dumps(stages)),
-            "filters": dict(ctx.request_params.get("filters") or {}),
-            "active": [f for f in ctx.active_fields or [] if isinstance(f, str)]}
-
-
-def follow_in_app(ctx, uri, state):
-    """One step of bringing the App up to date after a run was deleted; each
-    step runs as its own (queued) execution of the operator and triggers the next.
-
-    FiftyOne 1.22's App keeps the sidebar groups it loaded for as long as it
-    shows the dataset (``reload_dataset`` and ``set_view`` do not re-read
-    them), so the run's group would stay, empty, until the page is
-    reloaded; it reads them again when it opens the dataset anew. So the App
-    leaves the dataset for its datasets list (step ``leave``; the form has
-    closed by then), opens it again once it has left (``return``), then gets
-    back its view, sidebar filters and shown fields without those on the
-    run's fields (``restore``): a view on them would show an empty grid; a
-    view that did not use them is restored as it was.
-    """
-    fields, stages, filters = state["fields"], state["stages"], state["filters"]
-    step = state["step"]
-    if step == "leave":
-        ctx.ops.open_dataset(None)
-        ctx.trigger(uri, {FOLLOW: dict(state, step="return")})
-    elif step == "return":
-        _wait_for_the_app(showing=None)
-        ctx.ops.open_dataset(state["dataset"])
-        ctx.trigger(uri, {FOLLOW: dict(state, step="restore")})
-    else:
-        _wait_for_the_app(showing=state["dataset"])
-        kept = [s for s in stages if not uses_fields(s, fields)]
-        kept_filters = {path: f for path, f in filters.items() if not uses_fields(path, fields)}
-        if state["view_name"] and len(kept) == len(stages):
-            ctx.ops.set_view(name=state["view_name"])
-        elif kept:  # as ctx.ops.set_view sends them, the kept stages as the App sent them (their ids too)
-            ctx.trigger("set_view", {"view": kept})
-        if kept_filters:
-            ctx.trigger("set_filters", kept_filters)
-        elif filters:
-            ctx.ops.clear_sidebar_filters()
-        ctx.ops.set_active_fields(fields=[f for f in state["active"] if not uses_fields(f, fields)])
-        ctx.ops.notify(f"CAM run '{state['run_key']}' deleted: {len(fields)} field(s)", variant="success")
-    return {}
-
-
-def _wait_for_the_app(showing):
-    """Waits until the App's session shows the dataset named ``showing``
-    (None: the datasets list), then a moment for its page to load; at most
-    :data:`WAIT_SECONDS` in all."""
-    import time
-
-    from fiftyone.server.events.state import get_state
-
-    def shown():
-        dataset = get_state().dataset
-        return dataset.name if dataset is not None else None
-
-    deadline = time.time() + WAIT_SECONDS
-    while shown() != showing and time.time() < deadline:
-        time.sleep(0.1)
-    time.sleep(min(1.0, max(0.0, deadline - time.time())))
-
-
-def uses_fields(value, fields):
-    """Whether a serialized view stage (or a filter's path) names one of
-    ``fields`` or a path under one: any string or key in it equal to
-    ``field``, ``$field`` or starting with ``field.`` / ``$field.``."""
-    if isinstance(value, dict):
-        return any(uses_fields(k, fields) or uses_fields(v, fields) for k, v in value.items())
-    if isinstance(value, (list, tuple)):
-        return any(uses_fields(v, fields) for v in value)
-    if isinstance(value, str):
-        path = value[1:] if value.startswith("$") else value
-        return any(path == f or path.startswith(f + ".") for f in fields)
-    return False
+            ctx.trigger(self.uri, {FOLLOW: dict(app, step="leave", run_key=key, fields=fields, deleted_views=deleted)})
+        return {"run_key": key, "deleted_fields": fields, "deleted_saved_views": deleted,
+                "kept_saved_views": [v for v in views if v not in deleted]}

@@ -1,35 +1,25 @@
-"""compute_cams on real datasets: fields, storage, runs, targets, bad input, misuse."""
+"""compute_cams on real datasets: fields, maps and storage, targets, skipped samples, smoothing.
+
+The runs (overwrite, delete, rename, show), the models and the refused
+misuse have files of their own (test_compute_runs.py, test_compute_models.py,
+test_compute_misuse.py); the helpers are in tests/inputs.py.
+"""
 import os
-import subprocess
-import sys
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from torchvision import transforms as T
 
 import cam_core
 import models
+# also imported from here by test_factories
+from inputs import add, classes, small
+
 
 GOOD = ["astronaut", "chelsea", "coffee", "rocket", "camera_gray", "chelsea_rgba", "camera16",
         "coffee_palette", "tiny", "huge"]
 BAD = ["truncated", "notanimage", "missing"]
-
-
-def small():
-    return T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
-
-
-def add(dataset, image_dir, names, **fields):
-    import fiftyone as fo
-
-    dataset.add_samples([fo.Sample(filepath=image_dir[n], **{k: v[i] for k, v in fields.items()}) for i, n in enumerate(names)])
-    return dataset
-
-
-def classes(n=1000):
-    return [f"class{i}" for i in range(n)]
 
 
 def test_fields_runs_and_maps(dataset, image_dir, tmp_path, caplog):
@@ -117,216 +107,6 @@ def test_missing_label_is_skipped_not_fatal(dataset, image_dir):
     assert res.num_samples == 1 and res.skipped[0]["reason"] == "no label in field 'ground_truth'"
 
 
-def assert_nothing_written(dataset, before):
-    assert dataset.get_field_schema().keys() == before
-    assert dataset.list_runs() == []
-
-
-@pytest.mark.parametrize(
-    "kwargs,message",
-    [
-        (dict(methods=["gradcam", "gradkam"]), r"unknown method 'gradkam'; valid methods: gradcam, hirescam"),
-        (dict(layers=["layer9"]), r"unknown layer 'layer9'.*Closest layers"),
-        (dict(layers=["fc"]), r"layer 'fc' cannot be explained"),
-        (dict(target="class:zebra", classes=classes()), r"class 'zebra' is not one of the model's 1000 classes"),
-        (dict(target="zebra"), r"class 'zebra' given by name, but the model has no class names"),
-        (dict(target=1000), r"class index 1000 is out of range"),
-        (dict(target="field:nope"), r"target field 'nope' does not exist; label fields: ground_truth, mask"),
-        (dict(target="field:mask"), r"target field 'mask' holds Segmentation; a classification model needs an Classification field"),
-        (dict(target="field:ground_truth", classes=classes()), r"labels \['zebra'\] of field 'ground_truth' are not among"),
-        (dict(run_key="bad key"), r"run_key must be a valid Python identifier"),
-        (dict(storage="jpeg"), r"storage must be one of"),
-        (dict(batch_size=0), r"batch_size must be an integer >= 1"),
-        (dict(device="cuda"), r"torch sees no CUDA device"),
-        (dict(classes=["a", "b"]), r"2 class names given, but the model has 1000 outputs"),
-    ],
-)
-def test_misuse_is_refused_before_any_work(dataset, image_dir, kwargs, message):
-    import fiftyone as fo
-
-    add(dataset, image_dir, ["astronaut"], ground_truth=[fo.Classification(label="zebra")],
-        mask=[fo.Segmentation(mask=np.zeros((4, 4), np.uint8))])
-    before = dataset.get_field_schema().keys()
-    with pytest.raises(ValueError, match=message):
-        cam_core.compute_cams(dataset, models.resnet18(), transforms=small(), **kwargs)
-    assert_nothing_written(dataset, before)
-
-
-def test_empty_view_and_non_images_are_refused(dataset, image_dir):
-    import fiftyone as fo
-
-    add(dataset, image_dir, ["astronaut"])
-    with pytest.raises(ValueError, match="the collection is empty"):
-        cam_core.compute_cams(dataset.limit(0), models.resnet18(), transforms=small())
-    videos = fo.Dataset()
-    try:
-        videos.add_sample(fo.Sample(filepath="/tmp/clip.mp4"))
-        with pytest.raises(ValueError, match="media type is 'video'"):
-            cam_core.compute_cams(videos, models.resnet18())
-    finally:
-        videos.delete()
-    with pytest.raises(TypeError, match="samples must be a fo.Dataset or view"):
-        cam_core.compute_cams([image_dir["astronaut"]], models.resnet18())
-
-
-def test_existing_run_overwrite_and_skip_existing(dataset, image_dir, tmp_path):
-    add(dataset, image_dir, ["astronaut", "chelsea", "coffee"])
-    model = models.resnet18()
-    kw = dict(transforms=small(), methods=["gradcam", "layercam"], output_dir=str(tmp_path))
-    cam_core.compute_cams(dataset, model, **kw)
-    old_files = dataset.values("cam_gradcam_layer4.map_path")
-    with pytest.raises(ValueError, match="run key 'cam' already exists"):
-        cam_core.compute_cams(dataset, model, **kw)
-    assert all(os.path.isfile(f) for f in old_files)  # refusing lost nothing
-
-    # skip_existing: only the sample missing a field is computed; the results count the whole run
-    sample = dataset.first()
-    sample["cam_layercam_layer4"] = None
-    sample.save()
-    untouched = {f: os.stat(f).st_mtime_ns for f in old_files[1:]}
-    res = cam_core.compute_cams(dataset, model, skip_existing=True, **kw)
-    assert res.num_samples == 3 and dataset.count("cam_layercam_layer4") == 3
-    assert {f: os.stat(f).st_mtime_ns for f in old_files[1:]} == untouched
-    with pytest.raises(ValueError, match="skip_existing continues run 'cam'"):
-        cam_core.compute_cams(dataset, model, skip_existing=True, **dict(kw, methods=["gradcam"]))
-
-    res = cam_core.compute_cams(dataset, model, overwrite=True, **dict(kw, methods=["eigencam"]))
-    assert res.num_samples == 3
-    schema = dataset.get_field_schema()
-    assert "cam_eigencam_layer4" in schema and "cam_gradcam_layer4" not in schema
-    assert not any(os.path.exists(f) for f in old_files)
-
-
-def test_fields_of_others_are_never_overwritten(dataset, image_dir):
-    import fiftyone as fo
-
-    add(dataset, image_dir, ["astronaut"], cam_gradcam_layer4=[fo.Classification(label="mine")])
-    with pytest.raises(ValueError, match=r"fields \['cam_gradcam_layer4'\] already exist and do not belong"):
-        cam_core.compute_cams(dataset, models.resnet18(), transforms=small())
-    assert dataset.first()["cam_gradcam_layer4"].label == "mine"
-
-
-def test_delete_run_from_a_fresh_process(dataset, image_dir, tmp_path):
-    add(dataset, image_dir, ["astronaut", "coffee"])
-    dataset.persistent = True
-    cam_core.compute_cams(dataset, models.resnet18(), methods=["gradcam", "layercam", "fullgrad"], transforms=small(),
-                          output_dir=str(tmp_path / "maps"))
-    files = dataset.values("cam_gradcam_layer4.map_path") + dataset.values("cam_fullgrad.map_path")
-    assert len(files) == 4 and all(os.path.isfile(f) for f in files)
-    assert dataset.count("cam_agreement") == 2
-    code = (
-        "import fiftyone as fo; ds = fo.load_dataset(%r); "
-        "print(type(ds.get_run_info('cam').config).__module__); ds.delete_run('cam')" % dataset.name
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=dict(os.environ), timeout=120)
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "cam_core.runs"
-    dataset.reload()
-    assert dataset.list_runs() == []
-    assert not {"cam_gradcam_layer4", "cam_layercam_layer4", "cam_fullgrad", "cam_agreement"} & set(dataset.get_field_schema())
-    assert not any(os.path.exists(f) for f in files) and not os.path.exists(tmp_path / "maps")
-
-
-def test_library_model_names_and_view(dataset, image_dir):
-    add(dataset, image_dir, ["astronaut", "chelsea", "coffee"])
-    torch.manual_seed(0)
-    model = cam_core.load_model("timm:deit_tiny_distilled_patch16_224", pretrained=False)
-    assert model.transforms is not None and model.name == "timm:deit_tiny_distilled_patch16_224"
-    view = dataset.skip(1)
-    res = cam_core.compute_cams(view, model, methods=["gradcam", "eigencam"], run_key="vit")
-    assert res.num_samples == 2
-    assert dataset.count("vit_gradcam_blocks_11_norm1") == 2 and dataset.first()["vit_gradcam_blocks_11_norm1"] is None
-    config = dataset.get_run_info("vit").config
-    assert config.model == "timm:deit_tiny_distilled_patch16_224" and config.model_kwargs == {"pretrained": False}
-    tv = cam_core.load_model("torchvision:resnet18", weights=None)
-    assert len(tv.classes) == 1000 and tv.classes[0] == "tench"  # names of the architecture's outputs
-    with pytest.raises(ValueError, match="unknown model 'resnet18'"):
-        cam_core.load_model("resnet18")
-
-
-def test_segmentation_ground_truth_region(dataset, image_dir):
-    import fiftyone as fo
-
-    # a ground-truth mask smaller than the image, stretched over it as the App draws it
-    mask = np.zeros((30, 45), np.uint8)
-    mask[10:20, 5:20] = 2
-    mask[0:5, 30:45] = 1
-    add(dataset, image_dir, ["chelsea", "coffee"], gt=[fo.Segmentation(mask=mask), fo.Segmentation(mask=mask)])
-    dataset.mask_targets = {"gt": {1: "cat", 2: "dog"}}
-    dataset.save()
-    names = ["background"] + [f"c{i}" for i in range(1, 21)]
-    names[8], names[12] = "cat", "dog"
-    res = cam_core.compute_cams(dataset, models.deeplab(), methods=["gradcam", "hirescam"], target="field:gt",
-                                classes=names, transforms=small())
-    assert res.num_samples == 2
-    heat = dataset.first()["cam_hirescam_backbone_16"]
-    assert heat.target_label == "dog" and heat.target_index == 12  # the larger region, mapped by name
-    cam_core.compute_cams(dataset, models.deeplab(), methods="gradcam", target="field:gt", target_class="cat",
-                          classes=names, transforms=small(), run_key="cat")
-    assert dataset.values("cat_gradcam_backbone_16.target_label") == ["cat", "cat"]
-    with pytest.raises(ValueError, match="a segmentation model needs an Segmentation field"):
-        dataset.set_values("label", [fo.Classification(label="x")] * 2)
-        cam_core.compute_cams(dataset, models.deeplab(), target="field:label", transforms=small(), run_key="x")
-
-
-def test_fiftyone_torch_image_model(dataset, image_dir):
-    """A zoo-style TorchImageModel: its _model, transforms and classes are used,
-    also inside its `with` block, which turns gradients off."""
-    import torchvision
-    import fiftyone.utils.torch as fout
-
-    torch.manual_seed(0)
-    config = fout.TorchImageModelConfig(dict(
-        entrypoint_fcn="torchvision.models.resnet18", entrypoint_args={"weights": None},
-        transforms=small(), output_processor_cls="fiftyone.utils.torch.ClassifierOutputProcessor",
-        classes=classes(), ragged_batches=False,
-    ))
-    model = fout.TorchImageModel(config)
-    add(dataset, image_dir, ["astronaut", "chelsea"])
-    with model:
-        assert not torch.is_grad_enabled()
-        res = cam_core.compute_cams(dataset, model, methods=["gradcam", "layercam"])
-        assert not torch.is_grad_enabled()  # the caller's state is kept
-    assert res.num_samples == 2
-    heat = dataset.first()["cam_layercam_layer4"]
-    assert heat.target_label == f"class{heat.target_index}"
-    assert np.asarray(Image.open(heat.map_path)).shape == (64, 64)
-    assert dataset.get_run_info("cam").config.model == "TorchImageModel"
-
-
-def test_dataloader_workers_with_a_torchvision_preset(dataset, image_dir):
-    """Images decoded in 2 worker processes through the weights' own preset
-    (resize 256, crop 224), bad files still skipped, order kept."""
-    import torchvision
-
-    names = ["astronaut", "truncated", "chelsea", "coffee", "missing", "rocket"]
-    add(dataset, image_dir, names)
-    preset = torchvision.models.ResNet18_Weights.DEFAULT.transforms()
-    res = cam_core.compute_cams(dataset, models.resnet18(), methods="gradcam", transforms=preset,
-                                batch_size=2, num_workers=2)
-    assert res.num_samples == 4 and res.num_skipped == 2
-    have = [p is not None for p in dataset.values("cam_gradcam_layer4.map_path")]
-    assert have == [True, False, True, True, False, True]
-    w, h = Image.open(image_dir["chelsea"]).size
-    arr = np.asarray(Image.open(dataset.skip(2).first()["cam_gradcam_layer4"].map_path))
-    # the whole image at the scale the model saw: resized to a short side of 256, the 224 crop inside
-    assert arr.shape == (256, int(256 * w / h))
-    assert arr[:, :16].max() == 0 and arr[:, -16:].max() == 0  # outside the crop
-
-
-def test_rename_run_renames_its_fields(dataset, image_dir):
-    add(dataset, image_dir, ["astronaut"])
-    cam_core.compute_cams(dataset, models.resnet18(), methods=["gradcam", "layercam"], transforms=small())
-    dataset.rename_run("cam", "first")
-    schema = dataset.get_field_schema()
-    assert {"first_gradcam_layer4", "first_layercam_layer4", "first_agreement"} <= set(schema)
-    assert not {"cam_gradcam_layer4", "cam_agreement"} & set(schema)
-    config = dataset.get_run_info("first").config
-    assert set(config.fields) == {"first_gradcam_layer4", "first_layercam_layer4"} and config.agreement_field == "first_agreement"
-    dataset.delete_run("first")
-    assert not [f for f in dataset.get_field_schema() if f.startswith("first_")]
-
-
 def test_skipped_reasons_group_a_run_by_kind(dataset, image_dir, tmp_path):
     import shutil
 
@@ -362,37 +142,6 @@ def test_skipped_reasons_group_a_run_by_kind(dataset, image_dir, tmp_path):
     assert cam_core.skipped_reasons([]) == {}
     # a reason cam_core does not write counts by its text before ': '
     assert cam_core.skipped_reasons(["out of memory: 3 GB", "out of memory: 4 GB"]) == {"out of memory": 2}
-
-
-def test_show_run_gives_the_app_look_and_follows_rename_and_delete(dataset, image_dir):
-    add(dataset, image_dir, ["astronaut", "coffee"])
-    cam_core.compute_cams(dataset, models.resnet18(), layers=["layer3", "layer4"], methods=["gradcam", "layercam"],
-                          transforms=small(), run_key="cam")
-    cam_core.compute_cams(dataset, models.resnet18(), methods="gradcam", transforms=small(), run_key="one")
-    with pytest.raises(ValueError, match="cam_x_layer4 are not fields of run 'cam'"):
-        cam_core.show_run(dataset, "cam", ["cam_x_layer4"])
-    cam_core.show_run(dataset, "cam")
-    cam_core.show_run(dataset.limit(1), "one")  # a view: its dataset is changed
-    groups = {g.name: g.paths for g in dataset.app_config.sidebar_groups}
-    names = [g.name for g in dataset.app_config.sidebar_groups]
-    # each run's group after the labels, in the order shown; heatmaps, then the agreement values
-    assert names.index("labels") + 1 == names.index("cam: cam") == names.index("cam: one") - 1
-    fields = ["cam_gradcam_layer3", "cam_gradcam_layer4", "cam_layercam_layer3", "cam_layercam_layer4"]
-    assert groups["cam: cam"][:4] == fields
-    assert sorted(groups["cam: cam"][4:]) == ["cam_agreement.layers_gradcam", "cam_agreement.layers_layercam",
-                                              "cam_agreement.methods_layer3", "cam_agreement.methods_layer4"]
-    assert groups["cam: one"] == ["one_gradcam_layer4"]  # one map per sample: no agreement
-    assert dataset.app_config.color_scheme.color_by == "value"
-    assert "cam_gradcam_layer3.peak_x" in dataset.get_field_schema(flat=True)  # a sidebar filter
-
-    dataset.rename_run("cam", "first")
-    groups = {g.name: g.paths for g in dataset.app_config.sidebar_groups}
-    assert "cam: cam" not in groups
-    assert groups["cam: first"][:4] == ["first" + f[3:] for f in fields]
-    assert "first_agreement.methods_layer4" in groups["cam: first"]
-
-    dataset.delete_run("first")
-    assert [g.name for g in dataset.app_config.sidebar_groups if g.name.startswith("cam: ")] == ["cam: one"]
 
 
 def test_maps_are_drawn_where_the_model_looked_and_empty_maps_are_marked(dataset, image_dir, tmp_path):

@@ -1,8 +1,8 @@
-"""Runs that survive crashes, disks and each other: killed runs resumed,
-two processes on one dataset, concurrent edits, unwritable and full output
-folders, the exact sample count, ROAD on a train-mode model, extreme aspect
-ratios, the maps of deleted datasets. Each process here is a real process
-(tests/cam_child.py) against the session's mongod."""
+"""Runs that survive crashes and each other: killed runs resumed, two
+processes on one dataset, a running run's key refused with its holder,
+concurrent edits. Each process here is a real process (tests/cam_child.py)
+against the session's mongod. Full and read-only disks are in
+test_run_safety_disks.py, the other edge cases in test_run_safety_edges.py."""
 import json
 import os
 import subprocess
@@ -11,35 +11,13 @@ import time
 
 import numpy as np
 import pytest
-import torch
-import torchvision.transforms as T
-from PIL import Image
 
 import cam_core
 import models
+from run_checks import FIELDS, KW, check_whole, fields_of, run_files, shared, small  # noqa: F401 (a fixture)
+
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PHOTOS = ["astronaut", "chelsea", "coffee", "rocket"]
-KW = dict(methods=["gradcam", "layercam"], layers=["layer3", "layer4"])
-FIELDS = ["{k}_gradcam_layer3", "{k}_gradcam_layer4", "{k}_layercam_layer3", "{k}_layercam_layer4"]
-
-
-def small():
-    return T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
-
-
-@pytest.fixture
-def shared(image_dir):
-    """A persistent dataset (other processes load it by name) of 16 photos."""
-    import fiftyone as fo
-
-    ds = fo.Dataset(persistent=True)
-    ds.add_samples([fo.Sample(filepath=image_dir[PHOTOS[i % 4]]) for i in range(16)])
-    yield ds
-    if fo.dataset_exists(ds.name):
-        for key in cam_core.list_cam_runs(ds):
-            ds.delete_run(key)
-        ds.delete()
 
 
 def child(spec, wait=True):
@@ -55,34 +33,6 @@ def finish(proc, timeout=300):
     if proc.returncode != 0:
         return {"returncode": proc.returncode, "stderr": err[-2000:]}
     return json.loads(out.strip().splitlines()[-1])
-
-
-def run_files(output_dir, fields):
-    """Every file in the run's field folders (whatever its name)."""
-    folders = [os.path.join(output_dir, f) for f in fields]
-    return sorted(os.path.join(d, n) for d in folders if os.path.isdir(d) for n in os.listdir(d))
-
-
-def fields_of(key):
-    return [f.format(k=key) for f in FIELDS]
-
-
-def check_whole(ds, key, output_dir):
-    """Every sample has every field of run ``key`` with its file, and the
-    run's folders hold exactly the referenced files."""
-    ds.reload()
-    fields = fields_of(key)
-    referenced = []
-    for f in fields:
-        paths = ds.values(f"{f}.map_path")
-        assert None not in paths, f
-        assert all(os.path.isfile(p) for p in paths)
-        referenced += paths
-    assert len(set(referenced)) == len(ds) * len(fields)
-    on_disk = [p for p in run_files(output_dir, fields)]
-    assert sorted(on_disk) == sorted(referenced)  # nothing unreferenced, no temporary left
-    list(ds)  # every sample loads
-    return {p: np.asarray(Image.open(p)) for p in referenced}
 
 
 def wait_for(predicate, timeout=120):
@@ -190,132 +140,3 @@ def test_concurrent_edit_of_another_field(shared, tmp_path):
     assert res.get("ok"), res
     check_whole(shared, "ed", out)
     assert shared.values("reviewer_note") == [f"note {i}" for i in range(16)]
-
-
-def test_output_dir_not_writable_is_refused_before_anything(shared, tmp_path):
-    blocker = tmp_path / "a_file"
-    blocker.write_text("not a folder")
-    with pytest.raises(cam_core.CamArgumentError, match="cannot be written under output_dir") as e:
-        cam_core.compute_cams(shared, models.resnet18(), run_key="nw", transforms=small(),
-                              output_dir=str(blocker / "maps"), **KW)
-    assert e.value.param == "output_dir" and str(blocker / "maps") in str(e.value)
-    shared.reload()
-    assert "nw" not in shared.list_runs() and "nw_gradcam_layer3" not in shared.get_field_schema()
-    # the same key with a fixed folder simply runs
-    res = cam_core.compute_cams(shared, models.resnet18(), run_key="nw", transforms=small(),
-                                output_dir=str(tmp_path / "ok"), **KW)
-    assert res.num_samples == 16
-
-
-def test_unclean_count_is_a_real_count(shared, monkeypatch):
-    """What an unclean mongod restart does to the estimated count, made to happen."""
-    import pymongo.collection
-
-    monkeypatch.setattr(pymongo.collection.Collection, "estimated_document_count", lambda self, *a, **k: 0)
-    assert len(shared) == 0  # what FiftyOne's estimate said after the restart
-    res = cam_core.compute_cams(shared, models.resnet18(), run_key="uc", transforms=small(), storage="inline",
-                                methods="gradcam", layers="layer4")
-    assert res.num_samples == 16
-
-
-@pytest.fixture
-def small_disk(tmp_path):
-    """A real 128 KiB tmpfs (about 30 files of one 4 KiB page each: one batch of
-    16 maps fits, the next does not), unmounted after the test."""
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=128k", "tmpfs", str(mnt)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here (the full-disk test needs root): {done.stderr.strip()}")
-    yield str(mnt)
-    subprocess.run(["umount", "-l", str(mnt)], check=False)
-
-
-def test_disk_full_fails_the_run_with_its_cause_and_resumes(shared, small_disk):
-    out = os.path.join(small_disk, "maps")
-    with pytest.raises(OSError, match=r"could not write map file '.*\.png'.*No space left") as e:
-        cam_core.compute_cams(shared, models.resnet18(), run_key="full", transforms=small(), batch_size=4,
-                              output_dir=out, **KW)
-    assert out in str(e.value)
-    state = cam_core.run_status(shared, "full")
-    assert state.state == "failed" and "No space left" in state.error
-    shared.reload()
-    written = [p for f in fields_of("full") for p in shared.values(f"{f}.map_path")]
-    assert 0 < written.count(None) < len(written)  # some batches stored, then the disk filled
-    # every sample holds all four maps or none, and nothing unreferenced is left
-    per_sample = zip(*[shared.values(f"{f}.map_path") for f in fields_of("full")])
-    assert all(all(p is None for p in s) or all(p is not None for p in s) for s in per_sample)
-    assert sorted(run_files(out, fields_of("full"))) == sorted(p for p in written if p)
-
-    subprocess.run(["mount", "-o", "remount,size=4m", small_disk], check=True)  # space freed
-    res = cam_core.compute_cams(shared, models.resnet18(), run_key="full", transforms=small(), batch_size=4,
-                                output_dir=out, skip_existing=True, **KW)
-    assert res.num_samples == 16 and cam_core.run_status(shared, "full").state == "complete"
-    check_whole(shared, "full", out)
-
-
-def test_read_only_output_dir_is_refused_before_anything(shared, small_disk):
-    subprocess.run(["mount", "-o", "remount,ro", small_disk], check=True)
-    with pytest.raises(cam_core.CamArgumentError, match="Read-only file system") as e:
-        cam_core.compute_cams(shared, models.resnet18(), run_key="ro", transforms=small(),
-                              output_dir=os.path.join(small_disk, "maps"), **KW)
-    assert e.value.param == "output_dir"
-    shared.reload()
-    assert "ro" not in shared.list_runs()
-
-
-def test_road_leaves_a_train_mode_model_untouched(dataset, image_dir):
-    dataset.add_samples([__import__("fiftyone").Sample(filepath=image_dir[n]) for n in PHOTOS])
-    model = models.resnet18().train()
-    before = {k: v.clone() for k, v in model.state_dict().items()}
-    cam_core.compute_cams(dataset, model, transforms=small(), methods="gradcam", layers="layer4",
-                          faithfulness=True, storage="inline", classes=[f"c{i}" for i in range(1000)])
-    assert model.training and all(m.training for m in model.modules())
-    after = model.state_dict()
-    assert int(after["bn1.num_batches_tracked"]) == 0
-    assert all(torch.equal(before[k], after[k]) for k in before)  # weights and BatchNorm statistics
-    assert all(r is not None for r in dataset.values("cam_gradcam_layer4.road"))
-
-
-def test_extreme_aspect_ratio_map_is_bounded(dataset, tmp_path):
-    import fiftyone as fo
-
-    path = str(tmp_path / "strip.png")
-    Image.fromarray(np.random.RandomState(0).randint(0, 255, (20, 20000, 3), dtype=np.uint8)).save(path)
-    dataset.add_sample(fo.Sample(filepath=path))
-    transforms = T.Compose([T.Resize(224), T.CenterCrop(224), T.ToTensor()])  # short side 20 -> 224
-    cam_core.compute_cams(dataset, models.resnet18(), transforms=transforms, methods="gradcam", layers="layer4",
-                          output_dir=str(tmp_path / "maps"))
-    label = dataset.first()["cam_gradcam_layer4"]
-    with Image.open(label.map_path) as img:
-        w, h = img.size
-    assert max(w, h) == 4096 and w / h == pytest.approx(1000, rel=0.3)  # 224000 x 224 unbounded
-    assert label.map_scale == pytest.approx(4096 / 224000, rel=1e-3)
-    assert label.centroid_x == pytest.approx(0.5, abs=0.01)  # the crop's map sits in the middle
-
-
-def test_maps_of_deleted_datasets_are_removed(image_dir, tmp_path):
-    import fiftyone as fo
-
-    gone, kept = fo.Dataset(), fo.Dataset()
-    for ds in (gone, kept):
-        ds.add_samples([fo.Sample(filepath=image_dir[n]) for n in PHOTOS[:2]])
-        cam_core.compute_cams(ds, models.resnet18(), transforms=small(), methods="gradcam", layers="layer4",
-                              output_dir=str(tmp_path / ds.name.replace(".", "_")))
-    clone = gone.clone()  # references the deleted dataset's files: they stay
-    default = fo.Dataset()
-    default.add_samples([fo.Sample(filepath=image_dir[n]) for n in PHOTOS[:2]])
-    cam_core.compute_cams(default, models.resnet18(), transforms=small(), methods="gradcam", layers="layer4")
-    default_files = default.values("cam_gradcam_layer4.map_path")
-    gone_files = gone.values("cam_gradcam_layer4.map_path")
-    default.delete()
-    gone.delete()
-    # (other tests' deleted datasets left maps too: they are removed alike)
-    removed = cam_core.remove_orphaned_maps()
-    assert set(default_files) <= set(removed) and not set(gone_files) & set(removed)  # the clone uses gone's
-    assert not any(os.path.exists(p) for p in default_files) and all(os.path.exists(p) for p in gone_files)
-    clone.delete()
-    assert set(gone_files) <= set(cam_core.remove_orphaned_maps())
-    assert not any(os.path.exists(p) for p in gone_files)
-    assert all(os.path.exists(p) for p in kept.values("cam_gradcam_layer4.map_path"))
-    kept.delete()

@@ -8,6 +8,7 @@
 - :mod:`.objects`: :func:`sort_objects_by_score`, a detector run's objects as sorted patches;
 - :mod:`.summary`: :func:`summarize_run`, pictures of a run;
 - :mod:`.state`: the live state of a run in the database, the atomic claim of its key;
+- :mod:`.usage`: :func:`saved_views_using`, what a run's deletion leaves empty;
 - :mod:`.orphans`: :func:`remove_orphaned_maps`, the maps of deleted datasets.
 
 The record's classes are stored by the path ``cam_core.runs.<class>``, so

@@ -10,8 +10,8 @@ the user setting anything.
 import fiftyone as fo
 
 from ..errors import CamArgumentError
-from .record import run_config
-from .sidebar import group_name
+from .record import list_cam_runs, run_config
+from .sidebar import group_name, run_groups
 
 
 def show_run(samples, run_key, fields=None):
@@ -20,9 +20,11 @@ def show_run(samples, run_key, fields=None):
     coloured by value. The App's operator does this after every run; from
     Python, call it once after :func:`cam_core.compute_cams`.
 
-    The group goes after the other CAM runs' groups (or after ``labels``) and
-    holds the heatmap fields, then the agreement values. Deleting or renaming
-    the run updates it.
+    The group goes after the other CAM runs' groups (or after ``labels``;
+    shown again, where it was) and
+    holds the heatmap fields; the agreement values follow in a group named
+    as their field (``cam_agreement``), where the App shows each by its own
+    name. Deleting or renaming the run updates both.
 
     Args:
         samples: the run's dataset (or a view of it: its dataset is changed)
@@ -45,22 +47,32 @@ def show_run(samples, run_key, fields=None):
     parents = list(fields) + ([agreement_field] if agreement_field else [])
     dataset.add_dynamic_sample_fields(fields=parents)
     paths = list(fields)
+    agreement_paths = []
     if agreement_field:
         prefix = agreement_field + "."
-        paths += sorted(p for p in dataset.get_field_schema(flat=True) if p.startswith(prefix))
+        agreement_paths = sorted(p for p in dataset.get_field_schema(flat=True) if p.startswith(prefix))
 
     config = dataset.app_config
     groups = config.sidebar_groups or fo.DatasetAppConfig.default_sidebar_groups(dataset)
-    name = group_name(run_key)
-    # an embedded document gets a default group of its own: the run's group replaces it
-    groups = [g for g in groups if g.name not in (name, agreement_field)]
+    own = run_groups(run_key, agreement_field)
+    shown = [i for i, g in enumerate(groups) if g.name in own]
+    groups = [g for g in groups if g.name not in own]
     for g in groups:
-        g.paths = [p for p in g.paths if p not in paths]
-    at = len(groups)
-    for i, g in enumerate(groups):
-        if g.name == "labels" or g.name.startswith(group_name("")):
-            at = i + 1
-    groups.insert(at, fo.SidebarGroupDocument(name=name, paths=paths, expanded=True))
+        g.paths = [p for p in g.paths if p not in paths + agreement_paths]
+    if shown:  # shown before: where it was
+        at = shown[0]
+    else:  # after "labels" and the other runs' groups
+        others = {n for key in list_cam_runs(dataset) for n in run_groups(key, run_config(dataset, key).agreement_field)}
+        at = len(groups)
+        for i, g in enumerate(groups):
+            if g.name == "labels" or g.name in others:
+                at = i + 1
+    new = [fo.SidebarGroupDocument(name=group_name(run_key), paths=paths, expanded=True)]
+    if agreement_paths:
+        # a group named as the agreement field: the App shows each value by its
+        # own name ("methods_layer4"), not by its whole path, which the sidebar cuts
+        new.append(fo.SidebarGroupDocument(name=agreement_field, paths=agreement_paths, expanded=True))
+    groups[at:at] = new
     config.sidebar_groups = groups
 
     scheme = config.color_scheme or fo.ColorScheme()

@@ -112,7 +112,7 @@ class CamRun(fors.Run):
         if self.config.output_dir:
             remove_map_files(run_map_files(self.config.output_dir, self.config.fields))
         state.forget(dataset, key)
-        sidebar.forget_run(dataset, key)
+        sidebar.forget_run(dataset, key, self.config.agreement_field)
 
     def rename(self, samples, key, new_key):
         dataset = samples._root_dataset

@@ -1,5 +1,6 @@
-"""A run's own group in the App's sidebar: its name, and following the run
-when it is deleted or renamed (the run's cleanup and rename call these)."""
+"""A run's own groups in the App's sidebar (its maps, its agreement values):
+their names, following the run when it is deleted or renamed (the run's
+cleanup and rename call these)."""
 
 
 def group_name(run_key):
@@ -7,11 +8,17 @@ def group_name(run_key):
     return f"cam: {run_key}"
 
 
-def forget_run(dataset, run_key):
-    """Removes a deleted run's sidebar group (the run's cleanup calls this)."""
+def run_groups(run_key, agreement_field=None):
+    """The names of a run's groups: its own, and its agreement values' (named as their field)."""
+    return [group_name(run_key)] + ([agreement_field] if agreement_field else [])
+
+
+def forget_run(dataset, run_key, agreement_field=None):
+    """Removes a deleted run's sidebar groups (the run's cleanup calls this)."""
     config = dataset.app_config
-    if config.sidebar_groups and any(g.name == group_name(run_key) for g in config.sidebar_groups):
-        config.sidebar_groups = [g for g in config.sidebar_groups if g.name != group_name(run_key)]
+    names = run_groups(run_key, agreement_field)
+    if config.sidebar_groups and any(g.name in names for g in config.sidebar_groups):
+        config.sidebar_groups = [g for g in config.sidebar_groups if g.name not in names]
         dataset.save()
 
 
@@ -19,12 +26,16 @@ def rename_run(dataset, run_key, new_key, renamed):
     """Follows a renamed run: its group's name and its fields' paths
     (``renamed``: ``{old field: new field}``; the run's rename calls this)."""
     config = dataset.app_config
+    names = {group_name(run_key): group_name(new_key)}
+    names.update({f: n for f, n in renamed.items() if f.startswith(run_key + "_")})  # the agreement's group
+    changed = False
     for g in config.sidebar_groups or []:
-        if g.name == group_name(run_key):
-            g.name = group_name(new_key)
+        if g.name in names:
+            g.name = names[g.name]
             g.paths = [_renamed_path(p, renamed) for p in g.paths]
-            dataset.save()
-            return
+            changed = True
+    if changed:
+        dataset.save()
 
 
 def _renamed_path(path, renamed):
