@@ -7,7 +7,11 @@ layers on a slow model (the progress dialog names the steps before the
 first batch ends, comes back when its "Done" is clicked mid-run, and keeps
 the run's summary after the toast is gone), checks the stored maps from
 another process, then opens a sample and saves a screenshot of its heatmap
-over the photo. The server and the browser are stopped at the end, and the
+over the photo: every pixel the model saw is drawn (maps are stored as
+1..255, so no part of them is transparent), the strips its centre crop cut
+off are not (0); with maps stored as 0..255 this fails (15% left undrawn).
+After a reload, the run's maps sit in its sidebar group and the agreement
+values in theirs, each shown whole by its own name. The server and the browser are stopped at the end, and the
 test checks that none of their processes is left (tests/browser.py).
 
 The App tests of scores (filters, sorting, summaries) are in test_app_scores.py.
@@ -254,4 +258,31 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
     assert without_map.std() > 25
     changed = np.abs(with_map - without_map).max(axis=2) > 40
     assert changed.mean() > 0.10, f"only {changed.mean():.1%} of the image changed with the heatmap"
+    inside, outside = _drawn_inside_and_outside_the_crop(with_map, without_map)
+    # maps are stored as 1..255: the App draws every pixel the model saw, the
+    # coolest too (it leaves 0 transparent); 0 is kept for the strips the
+    # centre crop cut off, which the model never saw
+    assert inside > 0.97, f"the map leaves {1 - inside:.1%} of what the model saw undrawn"
+    assert outside < 0.03, f"the map draws {outside:.1%} of what the model never saw"
     print(f"screenshots in {shots}")
+
+
+def _drawn_inside_and_outside_the_crop(with_map, without_map):
+    """The shares of the photo's pixels that the map changed, inside the
+    model's centre crop (the middle square of a landscape photo: the
+    model's ``Resize(64)`` then ``CenterCrop(64)``) and in the two strips
+    beside it. The photo is found in the screenshot as the rows and columns
+    that mostly differ from the modal's plain background; a margin of 3% of its width around each edge is
+    left out (the overlay's edges are smoothed)."""
+    photo = np.abs(without_map - without_map[0, 0]).max(axis=2) > 8
+    # rows and columns mostly unlike the background (the modal's small controls are not)
+    ys, xs = np.nonzero(photo.mean(axis=1) > 0.5)[0], np.nonzero(photo.mean(axis=0) > 0.5)[0]
+    top, bottom, left, right = ys.min(), ys.max() + 1, xs.min(), xs.max() + 1
+    w, h = right - left, bottom - top
+    assert w > 1.2 * h, f"the opened photo should be landscape, it is {w}x{h} on screen"
+    drawn = (np.abs(with_map - without_map).max(axis=2) > 8)[top:bottom, left:right]
+    m = int(0.03 * w)
+    x0, x1 = (w - h) // 2, (w + h) // 2  # the crop's columns
+    inside = drawn[m:-m, x0 + m:x1 - m].mean()
+    outside = np.concatenate([drawn[m:-m, m:x0 - m], drawn[m:-m, x1 + m:w - m]], axis=1).mean()
+    return float(inside), float(outside)
