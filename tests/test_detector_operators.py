@@ -59,6 +59,11 @@ def test_the_compute_cams_operator_explains_a_detector(scenes, planted):
         dets = {d.label: d for d in sample["cam_detections"].detections}
         assert set(dets) == {"honest", "fooled"}
         assert dets["honest"].hirescam_features_inside > 0.9
+    # in the App, the run's group holds its maps, then its objects (with their scores as label filters)
+    groups = {g.name: g.paths for g in scenes.app_config.sidebar_groups}
+    assert groups["cam: cam"] == res.fields + ["cam_detections"]
+    assert not [g for g, paths in groups.items() if g != "cam: cam" and "cam_detections" in paths]
+    assert "cam_detections.detections.hirescam_features_inside" in scenes.get_field_schema(flat=True)
     # what a detector cannot take is refused by the form with the engine's words
     with pytest.raises(ExecutionError, match="Path: faithfulness"):
         compute(scenes, faithfulness=True, run_key="f")

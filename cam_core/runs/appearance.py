@@ -22,9 +22,10 @@ def show_run(samples, run_key, fields=None):
 
     The group goes after the other CAM runs' groups (or after ``labels``;
     shown again, where it was) and
-    holds the heatmap fields; the agreement values follow in a group named
-    as their field (``cam_agreement``), where the App shows each by its own
-    name. Deleting or renaming the run updates both.
+    holds the heatmap fields (and a detector run's objects); the agreement
+    values follow in a group named as their field (``cam_agreement``), where
+    the App shows each by its own name. Deleting or renaming the run updates
+    both.
 
     Args:
         samples: the run's dataset (or a view of it: its dataset is changed)
@@ -47,6 +48,8 @@ def show_run(samples, run_key, fields=None):
     parents = list(fields) + ([agreement_field] if agreement_field else [])
     dataset.add_dynamic_sample_fields(fields=parents)
     paths = list(fields)
+    if config.detections_field and config.detections_field in dataset.get_field_schema():
+        paths.append(config.detections_field)  # a detector run's objects, their scores as label filters
     agreement_paths = []
     if agreement_field:
         prefix = agreement_field + "."
