@@ -20,11 +20,11 @@ def show_run(samples, run_key, fields=None):
     coloured by value. The App's operator does this after every run; from
     Python, call it once after :func:`cam_core.compute_cams`.
 
-    The group goes after the other CAM runs' groups (or after ``labels``;
-    shown again, where it was) and
-    holds the heatmap fields (and a detector run's objects); the agreement
-    values follow in a group named as their field (``cam_agreement``), where
-    the App shows each by its own name. Deleting or renaming the run updates
+    The group holds the heatmap fields (and a detector run's objects); the
+    agreement values follow in a group named as their field
+    (``cam_agreement``), where the App shows each by its own name. A new
+    run's groups go after the other CAM runs' groups (or after ``labels``);
+    a run shown again keeps its place. Deleting or renaming the run updates
     both.
 
     Args:

@@ -27,7 +27,8 @@ def rename_run(dataset, run_key, new_key, renamed):
     (``renamed``: ``{old field: new field}``; the run's rename calls this)."""
     config = dataset.app_config
     names = {group_name(run_key): group_name(new_key)}
-    names.update({f: n for f, n in renamed.items() if f.startswith(run_key + "_")})  # the agreement's group
+    # a group named as one of the run's fields (its agreement values') follows that field
+    names.update(renamed)
     changed = False
     for g in config.sidebar_groups or []:
         if g.name in names:

@@ -50,7 +50,7 @@ def saved_views_using(dataset, run_key):
         run_key: a CAM run of that dataset
 
     Returns:
-        the views' names, in the dataset's order
+        the views' names, in the order of ``dataset.list_saved_views()``
 
     Raises:
         CamArgumentError: (``run_key``) when the dataset has no such CAM run
