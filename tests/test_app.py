@@ -147,6 +147,10 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
         expect(options.first).to_have_text("layer3 [256x4x4]")
         layers.fill("")
         layers.press_sequentially("layer33")
+        # Enter once the picker has settled on the typed text (on a loaded
+        # machine the form's round trip can lag the typing): no option matches it
+        expect(layers).to_have_value("layer33", timeout=30000)
+        expect(options).to_have_count(0, timeout=30000)
         layers.press("Enter")
         expect(form.get_by_text(
             "unknown layer 'layer33': the model has no module at that path. Closest layers: layer3", exact=False,
