@@ -20,6 +20,7 @@ import time
 import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# headless Chromium on an offline machine (also what tests/browser.py drives)
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -27,13 +28,15 @@ CHROMIUM_FLAGS = [
 ]
 
 
-def _free_port():
+def free_port():
+    """A free local TCP port."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def _local_only(route):
+def local_only(route):
+    """A Playwright route handler: requests to this machine go through, the others are aborted."""
     # the App asks for web fonts; only the local server is reachable offline
     if route.request.url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")):
         route.continue_()
@@ -74,7 +77,7 @@ def main(argv=None):
     args = p.parse_args(argv)
     from playwright.sync_api import expect, sync_playwright
 
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="cam-demo-app-", suffix=".log", delete=False)
     env = dict(os.environ, FIFTYONE_DO_NOT_TRACK="true")  # no analytics banner over the grid
     server = subprocess.Popen(
@@ -103,7 +106,7 @@ def main(argv=None):
             )
             try:
                 page = browser.new_page()
-                page.route("**/*", _local_only)
+                page.route("**/*", local_only)
                 page.goto(url)
                 tiles = page.locator('#root [data-cy="fo-grid"] [data-cy="looker"]')
                 expect(tiles.first).to_be_visible(timeout=120000)

@@ -6,7 +6,6 @@ the test model registered for the App server, and the steps the tests share
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -19,20 +18,11 @@ import fiftyone.operators as foo
 
 # the environment of processes that load the plugin
 from plugin import plugin_env
+# headless Chromium offline, as the demo's screenshots drive it
+from demo.screenshot import CHROMIUM, CHROMIUM_FLAGS, free_port, local_only
 
 
 PLUGIN = "@fiftyone-cam/cam"
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_FLAGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-]
-
-
-def _free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture
@@ -47,7 +37,7 @@ def registered_model(plugins_dir):
 def _app_server(plugins_dir):
     """The App server, in its own process (and process group), on a free port;
     on exit, checks that nothing of its process group is left."""
-    port = _free_port()
+    port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="cam-app-server-", suffix=".log", delete=False)
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
@@ -93,15 +83,6 @@ def _stop_group(proc):
     os.killpg(proc.pid, signal.SIGKILL)
 
 
-def _local_only(route):
-    # the App asks for web fonts; only the local server is reachable here
-    url = route.request.url
-    if url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")):
-        route.continue_()
-    else:
-        route.abort()
-
-
 def _screenshots_dir():
     shots = os.environ.get("CAM_APP_SCREENSHOTS") or tempfile.mkdtemp(prefix="cam-app-shots-")
     os.makedirs(shots, exist_ok=True)
@@ -123,7 +104,7 @@ def _browser_page():
         )
         try:
             page = browser.new_page()
-            page.route("**/*", _local_only)
+            page.route("**/*", local_only)
             yield page
         finally:
             browser.close()
