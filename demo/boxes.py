@@ -9,6 +9,7 @@ run on the image's clean copy, puts another class (or no box) there: see
 import numpy as np
 import torch
 
+from .dataset import set_scene_values
 from .train import to_boxes, to_tensors
 
 BOXES_VIEW = "boxes-found-by-context"
@@ -92,9 +93,7 @@ def predict_boxes(test_view, test, model, sc, threshold):
         values["det_prediction"].append(_detections(top, sc.size, model.classes, drove))
         values["det_prediction_without_mark"].append(_detections(_above(c, threshold), sc.size, model.classes) if m else None)
         values["det_mark_drove"].append(any(drove))
-    paths = test_view.values("filepath")
-    for f, vals in values.items():
-        test_view.set_values(f, dict(zip(paths, vals)), key_field="filepath")
+    set_scene_values(test_view, test, values)
     quality = {
         "iou50": float(np.mean(hit)),
         "clean": float(np.mean(right)) if right else None,

@@ -96,3 +96,18 @@ def build_dataset(name, scenes, classes):
     ds.save()
     return ds
 
+
+
+def set_scene_values(view, scenes, values):
+    """Writes ``{field: [value per scene]}`` on the samples of ``view``, the
+    i-th sample getting the i-th scene's value (:func:`build_dataset` adds
+    the samples in the scenes' order).
+
+    Raises:
+        RuntimeError: when the view does not hold one sample per scene
+    """
+    paths = view.values("filepath")
+    if len(paths) != len(scenes):
+        raise RuntimeError(f"the dataset holds {len(paths)} samples here, {len(scenes)} scenes were generated")
+    for field, vals in values.items():
+        view.set_values(field, dict(zip(paths, vals)), key_field="filepath")

@@ -233,9 +233,6 @@ def _predict(test_view, test, trained, sc):
     x_clean = to_tensors(test, transforms, clean=True)
     marked = np.array([s.mark_box is not None for s in test])
     truth = [s.label for s in test]
-    paths = test_view.values("filepath")
-    if len(paths) != len(test):
-        raise RuntimeError(f"the dataset holds {len(paths)} test samples, {len(test)} were generated")
 
     accuracy = {}
     for key, prefix in (("cnn", ""), ("vit", "vit_")):
@@ -252,15 +249,13 @@ def _predict(test_view, test, trained, sc):
             f"{prefix}prediction_without_mark": [fo.Classification(label=c) if m else None for m, c in zip(marked, clean_names)],
             f"{prefix}mark_drove": drove,
         }
-        for f, vals in values.items():
-            test_view.set_values(f, dict(zip(paths, vals)), key_field="filepath")
+        demods.set_scene_values(test_view, test, values)
         accuracy[key] = report.accuracy(truth, names, marked, drove, sc.shortcut_class)
 
     model = trained["fcn"].model
     with torch.no_grad():
         pred = model.module(x)["out"].argmax(1)
-    test_view.set_values("fcn_prediction", dict(zip(paths, [fo.Segmentation(mask=p.numpy().astype(np.uint8)) for p in pred])),
-                         key_field="filepath")
+    demods.set_scene_values(test_view, test, {"fcn_prediction": [fo.Segmentation(mask=p.numpy().astype(np.uint8)) for p in pred]})
     ds = test_view._root_dataset
     ds.mask_targets = dict(ds.mask_targets, fcn_prediction=ds.mask_targets["gt_mask"])
     ds.save()
