@@ -7,6 +7,8 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(__file__))
+# the repository root: the demo package (test_demo.py, and browser.py's Chromium settings)
+sys.path.insert(1, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import mongo  # noqa: E402
 

@@ -4,15 +4,12 @@ The full demo (``make demo``) runs the same code with 1,500 training scenes;
 here 600 scenes and a few epochs keep it to about a minute.
 """
 import os
-import sys
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-from demo import data as demodata  # noqa: E402
-from demo import shortcut  # noqa: E402
+from demo import data as demodata  # the repository root is on sys.path (conftest)
+from demo import shortcut
 
 
 def test_scenes_have_exact_ground_truth_and_the_mark_lies_away_from_the_digit():
