@@ -75,7 +75,12 @@ def from_object(model, transforms=None, classes=None):
         CamArgumentError: (``model``) for a model of another type, or one
             with a ``torch.compile``d submodule
     """
-    if isinstance(model, CamModel):
+    from . import adapters  # a family's adapter imports this module
+
+    adapted = None if isinstance(model, CamModel) else adapters.adapt(model)
+    if adapted is not None:
+        out = adapted
+    elif isinstance(model, CamModel):
         out = CamModel(model.module, model.transforms, model.classes, model.name, dict(model.kwargs),
                        model.default_transforms)
     elif isinstance(model, nn.Module):

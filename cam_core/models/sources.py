@@ -4,7 +4,7 @@ import inspect
 
 from ..engine.detection import detector_num_classes
 from ..errors import CamArgumentError
-from . import registry
+from . import adapters, registry
 from .cam_model import CamModel, from_object, timm_transforms
 
 
@@ -33,6 +33,9 @@ def load_model(source, **kwargs):
         entry = registry.registered_factories().get(source)
         if entry is not None:
             return registry.build(source, entry)
+    adapted = adapters.load(source, kwargs) if name else None
+    if adapted is not None:
+        return adapted
     if lib == "torchvision" and name:
         return _load_torchvision(name, kwargs)
     if lib == "timm" and name:
