@@ -247,7 +247,7 @@ def _storage(ctx, inputs, view):
         key = ctx.params.get("run_key") or params.defaults()["run_key"]
         inputs.str("output_dir", required=False, label="Output directory",
                    description=f"Where the PNG maps go, under {root} (a relative path is taken from there); "
-                               f"default {cam_core.default_output_dir(view._root_dataset.name, key)}")
+                               f"default {cam_core.default_output_dir(view._root_dataset, key)}")
     # the App's users choose a folder under the root only: the server writes the files
     engine_check(inputs, {}, cam_core.check_output_dir, ctx.params.get("output_dir"), root)
 

@@ -110,12 +110,11 @@ class RegisterCamModel(foo.Operator):
 
 def _kwargs(params):
     """The factory's keyword arguments, parsed from the form's JSON text
-    (data only: ``json.loads`` evaluates nothing; whether they are an object
-    of plain values is the engine's check)."""
-    try:
-        return json.loads(params.get("kwargs") or "{}")
-    except (TypeError, ValueError) as e:
-        raise ValueError(f"keyword arguments must be a JSON object: {e}") from None
+    (data only: ``json.loads`` evaluates nothing) and bounded in depth and
+    size (:func:`cam_core.parse_kwargs`; a CamArgumentError is a ValueError)."""
+    import cam_core
+
+    return cam_core.parse_kwargs(params.get("kwargs"))
 
 
 class UnregisterCamModel(foo.Operator):

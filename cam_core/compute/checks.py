@@ -89,7 +89,7 @@ def settle(a):
 
     fields = run_fields(run_key, methods, [i.name for i in layers])
     resume = existing and skip_existing and not overwrite
-    output_dir, storage = os.path.abspath(a["output_dir"] or default_output_dir(dataset.name, run_key)), a["storage"]
+    output_dir, storage = os.path.abspath(a["output_dir"] or default_output_dir(dataset, run_key)), a["storage"]
     if resume:
         if not isinstance(old, CamRunConfig):
             raise CamArgumentError("run_key", f"run '{run_key}' is not a CAM run; choose another run_key")

@@ -1,6 +1,7 @@
 """Maps as ``fo.Heatmap`` labels: 8-bit PNG files or inline arrays, written,
 read back and removed; where an App user may have them written."""
 import os
+import re
 
 import fiftyone as fo
 import numpy as np
@@ -13,10 +14,40 @@ STORAGE = ("png", "inline")
 OUTPUT_ROOT_ENV = "FIFTYONE_CAM_OUTPUT_ROOT"
 
 
-def default_output_dir(dataset_name, run_key):
+def default_output_dir(dataset, run_key):
     """Where PNG maps go unless the user says otherwise:
-    ``<fo.config.default_dataset_dir>/cam_maps/<dataset>/<run_key>``."""
-    return os.path.join(fo.config.default_dataset_dir, "cam_maps", dataset_name, run_key)
+    ``<fo.config.default_dataset_dir>/cam_maps/<name>-<dataset id>/<run_key>``.
+
+    The dataset's name is only a readable hint: FiftyOne accepts any name
+    (``../../x`` included), so it is reduced to letters, digits, ``.``, ``_``
+    and ``-`` (at most 64 characters), and the dataset's id makes the folder
+    its own (two databases may hold datasets of one name). Runs recorded
+    before keep the folder they recorded.
+
+    Args:
+        dataset: a ``fo.Dataset`` (or a view of it), or a dataset's name
+        run_key: the run's key
+
+    Returns:
+        an absolute path, always inside ``<default_dataset_dir>/cam_maps``
+    """
+    if isinstance(dataset, str):
+        import fiftyone.core.odm as foo
+
+        doc = foo.get_db_conn().datasets.find_one({"name": dataset}, {"_id": 1})
+        if doc is None:
+            raise CamArgumentError("dataset", f"there is no dataset named {dataset!r}")
+        name, dataset_id = dataset, str(doc["_id"])
+    else:
+        root = dataset._root_dataset
+        name, dataset_id = root.name, str(root._doc.id)
+    base = os.path.abspath(os.path.join(fo.config.default_dataset_dir, "cam_maps"))
+    return os.path.join(base, f"{_safe_part(name)}-{dataset_id}", _safe_part(run_key))
+
+
+def _safe_part(text, limit=64):
+    """``text`` as one folder name: other characters become ``_``; no leading dot."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).lstrip(".")[:limit] or "_"
 
 
 def output_root(root=None):

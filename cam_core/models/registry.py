@@ -21,12 +21,12 @@ This module holds both registries and builds a stored recipe;
 :mod:`cam_core.models.register` adds entries to them.
 """
 import importlib
-import json
 import re
 import types
 
 from ..errors import CamArgumentError
 from . import allowlist
+from .kwargs import check_kwargs  # noqa: F401 (registry.check_kwargs, the public name)
 from .cam_model import from_object
 
 STORE = "fiftyone_cam_models"
@@ -142,39 +142,6 @@ def resolve_factory(factory, trusted=False):
     if not callable(obj):
         raise CamArgumentError("factory", f"'{factory}' is not callable")
     return obj
-
-
-def check_kwargs(kwargs):
-    """A factory's keyword arguments as plain JSON values, never evaluated.
-
-    Args:
-        kwargs: None, or a dict of strings, numbers, booleans, None, lists
-            and dicts (with string keys)
-
-    Returns:
-        a plain copy (``{}`` for None)
-
-    Raises:
-        CamArgumentError: (``kwargs``) for anything else: another type, a
-            tuple, a non-string key, NaN, an object
-    """
-    if kwargs is None:
-        return {}
-    if not isinstance(kwargs, dict):
-        raise CamArgumentError("kwargs", f"keyword arguments must be a JSON object, like {{\"size\": 64}}; got {kwargs!r}")
-    try:
-        copy = json.loads(json.dumps(kwargs, allow_nan=False))
-    except (TypeError, ValueError) as e:
-        copy, why = None, str(e)
-    else:
-        why = "tuples, non-string keys and other non-JSON values are refused"
-    if copy != kwargs:
-        raise CamArgumentError(
-            "kwargs",
-            f"keyword arguments must be plain JSON values (strings, numbers, true/false, null, lists, objects "
-            f"with string keys): {why}; got {kwargs!r}",
-        )
-    return copy
 
 
 def is_factory(name):
