@@ -44,7 +44,7 @@ from .models.registry import (
 from .models.sources import load_model, resolve_model
 from .runs.appearance import show_run
 from .runs.objects import check_objects_args, sort_objects_by_score
-from .runs.orphans import remove_orphaned_maps
+from .runs.orphans import OrphanedMaps, orphaned_maps, remove_orphaned_maps
 from .runs.record import CamRunConfig, CamRunResults, list_cam_runs, run_config
 from .runs.shards import run_status
 from .runs.state import RunStatus
@@ -127,4 +127,6 @@ __all__ = [
     "SCORES",
     "DETECTION_SCORES",
     "parse_kwargs",
+    "orphaned_maps",
+    "OrphanedMaps",
 ]

@@ -4,7 +4,10 @@ of a given batch, or slowed so that other processes act while it runs.
 
     python cam_child.py '<json>'   keys: dataset, run_key, kwargs (compute_cams'),
                                    kill_before_write (batch number, 1-based),
-                                   sleep (seconds after each batch)
+                                   kill_in_results (killed once the results are in
+                                   GridFS, before the run's record points at them),
+                                   sleep (seconds after each batch),
+                                   shard (run this shard of a queued run instead)
 
 Prints one JSON line: {"ok": true, "num_samples": ...} or {"ok": false,
 "error": type, "param": ..., "message": ...}.
@@ -47,7 +50,22 @@ def main(spec):
 
         batch.explain = slow_explain
 
+    if spec.get("kill_in_results"):
+        from mongoengine.fields import GridFSProxy
+
+        real_put = GridFSProxy.put
+
+        def put_and_die(self, *args, **kwargs):
+            real_put(self, *args, **kwargs)
+            os.kill(os.getpid(), signal.SIGKILL)  # FiftyOne deleted the old results and wrote the new ones
+
+        GridFSProxy.put = put_and_die
+
     dataset = fo.load_dataset(spec["dataset"])
+    if "shard" in spec:
+        status = cam_core.run_shard(dataset, spec["run_key"], spec["shard"])
+        print(json.dumps({"ok": True, "num_samples": status.num_samples if status else None}))
+        return
     kwargs = dict(spec.get("kwargs") or {})
     try:
         res = cam_core.compute_cams(dataset, models.resnet18(), run_key=spec["run_key"], batch_size=4,

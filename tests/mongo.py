@@ -25,8 +25,10 @@ def free_port():
         return s.getsockname()[1]
 
 
-def start():
-    """Starts mongod and points FiftyOne at it through the environment.
+def start(set_env=True):
+    """Starts mongod and (``set_env``) points FiftyOne at it through the
+    environment; a second one (``set_env=False``) is another database for
+    other processes, stopped by :func:`stop` or at exit.
 
     Returns:
         (process, uri, data_dir)
@@ -48,7 +50,8 @@ def start():
         except OSError:
             time.sleep(0.2)
     uri = f"mongodb://127.0.0.1:{port}"
-    os.environ["FIFTYONE_DATABASE_URI"] = uri
+    if set_env:
+        os.environ["FIFTYONE_DATABASE_URI"] = uri
     atexit.register(stop, proc, data_dir)
     return proc, uri, data_dir
 

@@ -22,6 +22,7 @@ from ..models.describe import describe_model
 from ..runs.record import CamRunConfig
 from ..runs.state import stored_run_keys
 from . import detect
+from .continuation import check_continuation
 from .plan import Plan, agreement_groups, run_fields
 
 logger = logging.getLogger(__name__)
@@ -106,17 +107,6 @@ def settle(a):
                 f"too. Leave output_dir unset to continue it, or start it again in the new folder (overwrite=True)",
             )
         output_dir, storage = old.output_dir, old.storage
-        for flag in ("eigen_smooth", "aug_smooth"):
-            if bool(a[flag]) != getattr(old, flag):
-                raise CamArgumentError(
-                    flag, f"run '{run_key}' was computed with {flag}={getattr(old, flag)}; continue it with the same "
-                          f"setting, or overwrite=True")
-        if description.detector:
-            for name in ("score_threshold", "max_objects"):
-                if getattr(old, name, None) is not None and a[name] != getattr(old, name):
-                    raise CamArgumentError(
-                        name, f"run '{run_key}' explained the boxes of {name}={getattr(old, name)}; continue it with "
-                              f"the same setting, or overwrite=True")
     owned = _owned(old)
     schema = dataset.get_field_schema()
     taken = [f for f in fields if f in schema and f not in owned]
@@ -135,7 +125,7 @@ def settle(a):
         raise CamArgumentError("faithfulness", "faithfulness (ROAD) is computed for classifiers only")
 
     steps = transform_steps(model.transforms)
-    return Plan(
+    plan = Plan(
         samples=samples, dataset=dataset, run_key=run_key, model=model, steps=steps, layers=layers,
         methods=methods, target=target, target_class=target_class, classes=classes, num_outputs=num_outputs,
         segmenter=segmenter, device=device, batch_size=a["batch_size"],
@@ -146,6 +136,9 @@ def settle(a):
         resume=resume, replace=existing and overwrite,
         assumed_stretch=_assumed_stretch(steps), **detector,
     )
+    if resume:  # the same model, target, preprocessing and scoring as the run it continues
+        check_continuation(run_key, old, plan.config())
+    return plan
 
 
 def _owned(old):

@@ -20,8 +20,8 @@ from ..engine.detection import resizes_inside
 from ..engine.detector import DetectorEngine
 from ..media.loader import groups_by_shape, loader
 from ..media.mapfiles import check_writable, sweep_unreferenced
-from ..runs import state
-from ..runs.record import CamRunResults
+from ..runs import owner, state
+from ..runs.results import save_results
 from ..skips import no_label
 from . import batch, schema, truth
 from .writer import BatchWriter
@@ -57,8 +57,7 @@ def open_run(plan):
     overwritten run deleted, the key claimed, the run recorded, its fields
     declared. Returns the :class:`cam_core.runs.state.Claim`."""
     dataset = plan.dataset
-    if plan.storage == "png":
-        check_writable(plan.output_dir)  # before anything is recorded
+    created = plan.storage == "png" and check_writable(plan.output_dir)  # before anything is recorded
     if plan.replace:
         state.check_deletable(dataset, plan.run_key)
         dataset.delete_run(plan.run_key)  # its fields, map files and state
@@ -69,6 +68,8 @@ def open_run(plan):
         if not registered:
             dataset.register_run(plan.run_key, plan.config(), overwrite=False)
         schema.declare(plan)
+        if plan.storage == "png":  # the marker that makes its files this database's to delete
+            owner.mark(dataset, plan.run_key, plan.output_dir, plan.fields, created)
     except BaseException as e:
         fail(claim, e)
         raise
@@ -93,21 +94,13 @@ def complete_count(plan, samples=None):
 
 
 def close_run(plan, claim):
-    """Marks the run complete and saves its results (counted over the run and its continuations)."""
-    claim.finish(state.COMPLETE, num_samples=complete_count(plan))
+    """Saves the run's results (counted over the run and its continuations),
+    then marks it complete: a process killed while saving leaves the run
+    ``interrupted`` (continue it), never ``complete`` without results."""
     done = claim.read(plan.run_key)
-    return save_results(plan.dataset, plan.run_key, done, list(plan.fields))
-
-
-def save_results(dataset, run_key, done, fields):
-    """Saves a :class:`cam_core.runs.CamRunResults` from a run's status and logs its summary."""
-    dataset.reload()  # the run record as stored (another process may have saved results)
-    results = CamRunResults(
-        dataset, dataset.get_run_info(run_key).config, run_key, num_samples=done.num_samples,
-        num_skipped=done.num_skipped, skipped=done.skipped, fields=fields, seconds=done.seconds,
-    )
-    dataset.save_run_results(run_key, results, overwrite=True)
-    logger.info("cam_core: %s", results.summary())
+    done.num_samples = complete_count(plan)
+    results = save_results(plan.dataset, plan.run_key, done, list(plan.fields))
+    claim.finish(state.COMPLETE, num_samples=done.num_samples)
     return results
 
 
@@ -122,7 +115,8 @@ def compute(plan, claim, progress, started, only_ids=None):
         if plan.storage == "png":  # files a crash wrote but never referenced
             source = dataset if only_ids is None else plan.samples
             referenced = [p for f in plan.fields for p in source.values(f"{f}.map_path") if p]
-            swept = sweep_unreferenced(plan.output_dir, plan.fields, referenced, only_ids)
+            sweepable = owner.sweepable(dataset, plan.run_key, plan.output_dir, plan.fields)  # its own folders only
+            swept = sweep_unreferenced(plan.output_dir, sweepable, referenced, only_ids)
             if swept:
                 logger.info("cam_core: removed %d map files left unreferenced by an earlier crash", swept)
     ids, paths = todo.values(["id", "filepath"])

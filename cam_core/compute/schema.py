@@ -1,30 +1,23 @@
-"""A run's fields declared in one schema update, before its first write,
-and kept declared while it runs.
+"""A run's fields declared before its first write, and kept declared while it runs.
 
-FiftyOne saves a dataset's field list as a whole: two processes that each
-add fields at the same moment can lose one another's, and a sample holding a
-field the list lacks can no longer be loaded. CAM runs therefore change the
-schema only under a per-dataset lock in the database, in one update for all
-their fields and score attributes, and check after every batch that the
-fields are still listed (another tool may have saved a stale list), putting
-back any that went missing.
+FiftyOne saves a dataset's field list whole: a process that read the list
+before another added a field, and then saves it, drops that field, and
+samples holding it no longer load. A run therefore never writes the list: its
+fields and their score attributes are each added by an update that adds only
+them (:func:`cam_core.runs.fields.add_fields`), so nothing another process
+saved is lost, and the run checks after every batch that its fields are still
+listed (another tool may have saved a stale list), putting back any that went
+missing.
 """
-import datetime
-import time
-import uuid
-from contextlib import contextmanager
-
 import fiftyone as fo
 import fiftyone.core.fields as fof
 import fiftyone.core.odm as foo
-import pymongo.errors
 
+from ..runs.fields import add_fields
 from ..scoring.names import (EMPTY, FAITHFULNESS_SCORES, MAP_SCALE, NUM_OBJECTS, REGION_SCORES, SHAPE_SCORES,
                              TARGET_ATTRIBUTES, TYPES)
 from .detect import attribute_types
 
-LOCKS = "cam_core_locks"
-LOCK_TTL_S = 60.0
 _FIELD_TYPES = {int: fof.IntField, str: fof.StringField, bool: fof.BooleanField, float: fof.FloatField}
 
 
@@ -57,36 +50,9 @@ def run_schema(plan):
     return schema
 
 
-@contextmanager
-def schema_lock(dataset, timeout=60.0):
-    """Holds the dataset's schema lock (a document in ``cam_core_locks``); a
-    lock older than :data:`LOCK_TTL_S` (its holder died) is taken over."""
-    coll = foo.get_db_conn()[LOCKS]
-    key, token = str(dataset._doc.id), uuid.uuid4().hex
-    deadline = time.time() + timeout
-    while True:
-        now = datetime.datetime.utcnow()
-        try:
-            coll.insert_one({"_id": key, "token": token, "at": now})
-            break
-        except pymongo.errors.DuplicateKeyError:
-            stale = now - datetime.timedelta(seconds=LOCK_TTL_S)
-            if coll.delete_one({"_id": key, "at": {"$lt": stale}}).deleted_count:
-                continue
-            if time.time() > deadline:
-                raise TimeoutError(f"the schema of dataset '{dataset.name}' stayed locked for {timeout:.0f} s")
-            time.sleep(0.05)
-    try:
-        yield
-    finally:
-        coll.delete_one({"_id": key, "token": token})
-
-
 def declare(plan):
-    """Declares the run's fields and attributes (one update; existing ones are kept)."""
-    with schema_lock(plan.dataset):
-        plan.dataset.reload()  # the field list as stored now, not as this process last saw it
-        plan.dataset._merge_sample_field_schema(run_schema(plan))
+    """Declares the run's fields and attributes (only what is missing is added; nothing stored is rewritten)."""
+    add_fields(plan.dataset, run_schema(plan))
 
 
 def listed_fields(dataset):

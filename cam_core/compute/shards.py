@@ -135,9 +135,9 @@ def run_shard(dataset, run_key, shard, progress=None):
         runner.fail(claim, e)
         raise
     claim.finish(state.COMPLETE, num_samples=runner.complete_count(plan, samples))
-    status = shards.run_status(dataset, run_key)
-    if status.state == state.COMPLETE:  # the last shard: the run's results, summed
-        runner.save_results(dataset, run_key, status, list(plan.fields))
+    # the last shard: reading the run's status saves its results, summed (and
+    # a worker killed while saving them leaves that to the next reader)
+    shards.run_status(dataset, run_key)
     return claim.read(run_key)
 
 

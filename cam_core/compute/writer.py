@@ -29,7 +29,8 @@ from pymongo import UpdateOne
 
 from ..engine.targets import class_name
 from ..labels import mask_targets_of
-from ..media.mapfiles import STORED_RANGE, remove_map_files, to_float, write_png
+from ..media.mapdirs import MapFolders
+from ..media.mapfiles import STORED_RANGE, to_float, write_png
 from ..scoring import agreement_batch, region_mask, region_scores, shape_scores_batch
 from ..scoring.names import EMPTY, MAP_SCALE, NUM_OBJECTS
 from . import schema
@@ -108,10 +109,11 @@ def place_batch(plan, group, result, road, objects, sample_ids):
                        list(objects), [])
 
 
-def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None):
+def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None, folders=None):
     """``{field: label}`` of row ``b`` of a :class:`PlacedBatch`: its Heatmaps
-    (PNG files written, on ``pool`` when given; their futures appended to
-    ``pending`` when given, else waited for) and its agreement values."""
+    (PNG files written through ``folders``, the run's
+    :class:`cam_core.media.mapdirs.MapFolders`, on ``pool`` when given; their
+    futures appended to ``pending`` when given, else waited for) and its agreement values."""
     c, score, confidence = placed.targets[b]
     if plan.detector:  # its map explains all its objects: each one's own target is on the detections field
         base = {NUM_OBJECTS: len(placed.detections[b])}
@@ -124,7 +126,7 @@ def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None):
     paths = {f: os.path.join(plan.output_dir, f, sid + ".png") for f in plan.fields}
     png = plan.storage == "png"
     # the PNGs are encoded and written on the pool while this thread scores
-    writes = [(pool.submit if pool else _now)(write_png, placed.maps[b][f], paths[f]) for f in plan.fields] if png else []
+    writes = [(pool.submit if pool else _now)(write_png, folders, paths[f], placed.maps[b][f]) for f in plan.fields] if png else []
     labels = {}
     for f in plan.fields:
         a = dict(base, **placed.shape[b][f])
@@ -226,6 +228,7 @@ class BatchWriter:
         self.error = None
         self._queue = queue.Queue(maxsize=depth)
         self._pool = ThreadPoolExecutor(max_workers=2, thread_name_prefix="cam_core-png")
+        self.folders = None  # the run's map folders, opened by the first batch (see _store)
         self._thread = threading.Thread(target=self._work, name="cam_core-writer", daemon=True)
         self._thread.start()
 
@@ -238,6 +241,8 @@ class BatchWriter:
         self._queue.put(None)
         self._thread.join()
         self._pool.shutdown()
+        if self.folders is not None:
+            self.folders.close()
         if raise_error:
             self._raise()
 
@@ -260,20 +265,26 @@ class BatchWriter:
     def _store(self, placed):
         plan, labels, pending = self.plan, {}, []
         try:
+            if self.folders is None and plan.storage == "png":
+                # opened once, without following links: a folder swapped later cannot redirect a file
+                self.folders = MapFolders(plan.output_dir, plan.fields)
             try:
                 for b, sid in enumerate(placed.sample_ids):
-                    labels[sid] = sample_labels(plan, placed, b, self.mask_targets, self._pool, pending)
+                    labels[sid] = sample_labels(plan, placed, b, self.mask_targets, self._pool, pending, self.folders)
             finally:
                 for w in pending:
                     w.exception()  # every file finished (or failed) before any is cleaned up
             for w in pending:
                 w.result()  # the first write's error
+            if self.folders is not None:
+                self.folders.verify()  # no sample may point through a folder swapped since the run opened it
             self.claim.check_held()
             bulk_write(plan.dataset, labels)
         except BaseException:
             # this batch's files are referenced by nothing: removed, nothing half-written
-            remove_map_files([os.path.join(plan.output_dir, f, sid + ".png")
-                              for sid in placed.sample_ids for f in plan.fields])
+            if self.folders is not None:
+                self.folders.remove([os.path.join(plan.output_dir, f, sid + ".png")
+                                     for sid in placed.sample_ids for f in plan.fields])
             raise
         schema.keep_declared(plan)
         now = time.time()

@@ -8,6 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import CamArgumentError
+from .mapdirs import MapFolders, MapWriteError  # noqa: F401 (MapWriteError: raised to callers)
 
 STORAGE = ("png", "inline")
 
@@ -96,90 +97,62 @@ def check_output_dir(output_dir, root=None):
     return resolved
 
 
-class MapWriteError(OSError):
-    """A map file that could not be written (disk full, read-only, not a
-    folder), with the path in its message."""
-
-
-def write_png(arr, path):
-    """Writes a uint8 map as PNG, whole or not at all: to a temporary name
-    in the same folder, then renamed (a crash or a full disk leaves no
-    truncated file under ``path``)."""
+def encode_png(arr):
+    """A uint8 map as PNG bytes, with fast settings: maps are smooth, and
+    encoding is on the hot path (RLE is faster than zlib's default and as small for them)."""
     import cv2
 
-    # fast settings: maps are smooth, and encoding is on the hot path (RLE is
-    # faster than zlib's default and as small for them)
     ok, data = cv2.imencode(".png", arr, [cv2.IMWRITE_PNG_COMPRESSION, 1,
                                           cv2.IMWRITE_PNG_STRATEGY, cv2.IMWRITE_PNG_STRATEGY_RLE])
     if not ok:
-        raise MapWriteError(0, f"could not encode map file '{path}'")
-    tmp = f"{path}.{os.getpid()}.tmp"
-    try:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(tmp, "wb") as f:
-            f.write(data.tobytes())
-        os.replace(tmp, path)
-    except OSError as e:
-        try:
-            os.remove(tmp)
-        except OSError:
-            pass
-        raise MapWriteError(e.errno, f"could not write map file '{path}': {e.strerror or e}") from e
+        raise MapWriteError(0, "could not encode a map as PNG")
+    return data.tobytes()
+
+
+def write_png(folders, path, arr):
+    """Writes a uint8 map as PNG at ``path`` (``<output_dir>/<field>/<name>``)
+    through the run's :class:`cam_core.media.mapdirs.MapFolders`, whole or not
+    at all (a temporary name, then renamed: a crash or a full disk leaves no
+    truncated file under ``path``)."""
+    folders.write(os.path.basename(os.path.dirname(path)), os.path.basename(path), encode_png(arr))
 
 
 def check_writable(output_dir):
-    """Checks, before a run is recorded, that map files can be written under ``output_dir``.
+    """Checks, before a run is recorded, that map files can be written under
+    ``output_dir`` (creating it when missing).
+
+    Returns:
+        whether the folder was created here
 
     Raises:
         CamArgumentError: (``output_dir``) naming the folder and the system's reason
     """
-    probe = os.path.join(output_dir, f".cam_core_write_test.{os.getpid()}")
+    created = not os.path.isdir(output_dir)
+    probe = f".cam_core_write_test.{os.getpid()}"
     try:
-        os.makedirs(output_dir, exist_ok=True)
-        with open(probe, "wb") as f:
-            f.write(b"\0" * 4096)
-        os.remove(probe)
+        with MapFolders(output_dir, []) as folders:
+            folders.probe(probe, b"\0" * 4096)
     except OSError as e:
         raise CamArgumentError(
             "output_dir", f"map files cannot be written under output_dir '{output_dir}': {e.strerror or e}. "
                           f"Choose a writable folder (output_dir=...) or storage='inline'") from None
-
-
-def _is_map_name(name):
-    """Names cam_core writes in a run's field folders: ``<sample id>.png``
-    and its temporary ``<sample id>.png.<pid>.tmp``."""
-    stem = name.split(".", 1)[0]
-    return len(stem) == 24 and all(c in "0123456789abcdef" for c in stem) and (
-        name.endswith(".png") or name.endswith(".tmp"))
-
-
-def run_map_files(output_dir, fields):
-    """Every file cam_core may have written for a run's fields under
-    ``output_dir`` (``<output_dir>/<field>/<sample id>.png`` and temporaries);
-    nothing else in those folders is touched."""
-    found = []
-    for f in fields:
-        folder = os.path.join(output_dir, f)
-        try:
-            names = os.listdir(folder)
-        except OSError:
-            continue
-        found += [os.path.join(folder, n) for n in names if _is_map_name(n)]
-    return found
+    return created
 
 
 def sweep_unreferenced(output_dir, fields, referenced, only_ids=None):
     """Deletes a run's map files that no sample references (left by a crash
     between writing files and the database update); returns how many.
-    With ``only_ids``, only files of those samples are considered (a shard
-    must not touch the files other shards are writing)."""
+    ``fields`` are the field folders the run may sweep (those no other run
+    writes into). With ``only_ids``, only files of those samples are
+    considered (a shard must not touch the files other shards are writing)."""
     referenced = set(referenced)
-    stale = [p for p in run_map_files(output_dir, fields) if p not in referenced]
-    if only_ids is not None:
-        only_ids = set(only_ids)
-        stale = [p for p in stale if os.path.basename(p).split(".", 1)[0] in only_ids]
-    remove_map_files(stale)
-    return len(stale)
+    with MapFolders(output_dir, fields, create=False) as folders:
+        stale = [folders.path(f, n) for f in folders.fields() for n in folders.names(f)]
+        stale = [p for p in stale if p not in referenced]
+        if only_ids is not None:
+            only_ids = set(only_ids)
+            stale = [p for p in stale if os.path.basename(p).split(".", 1)[0] in only_ids]
+        return len(folders.remove(stale))
 
 
 # How maps are stored: the App draws the value 0 transparent, so 0 is kept
@@ -205,17 +178,3 @@ def load_map(heatmap):
             arr = np.asarray(img, dtype=np.float64)
     lo, hi = heatmap.range if heatmap.range else (0.0, 255.0)
     return to_float(arr, lo, hi)
-
-
-def remove_map_files(paths):
-    """Deletes map files and the folders they leave empty."""
-    folders = set()
-    for path in paths:
-        if path and os.path.isfile(path):
-            os.remove(path)
-            folders.add(os.path.dirname(path))
-    for folder in sorted(folders, key=len, reverse=True):
-        try:
-            os.removedirs(folder)  # stops at the first non-empty parent
-        except OSError:
-            pass

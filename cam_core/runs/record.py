@@ -9,9 +9,8 @@ wherever the classes are defined: runs recorded by any version load.
 import fiftyone.core.runs as fors
 
 from ..errors import CamArgumentError
-from ..media.mapfiles import remove_map_files, run_map_files
 from ..skips import skipped_reasons
-from . import sidebar, state
+from . import owner, sidebar, state
 
 _STORED_MODULE = "cam_core.runs"
 
@@ -92,7 +91,9 @@ class CamRunConfig(fors.RunConfig):
 
 class CamRun(fors.Run):
     """Cleans up a CAM run: its Heatmap fields, their PNG files (also those
-    a crash left unreferenced), its state and its sidebar group; a rename
+    a crash left unreferenced, where the run's marker proves the folder its
+    own: :mod:`cam_core.runs.owner`), the folders it made once empty, its
+    state and its sidebar group; a rename
     renames them. A process still computing the run stops at its next
     batch (its claim is gone)."""
 
@@ -103,14 +104,15 @@ class CamRun(fors.Run):
     def cleanup(self, samples, key):
         dataset = samples._root_dataset
         schema = dataset.get_field_schema()
+        paths = [p for f in self.config.fields if f in schema for p in dataset.values(f"{f}.map_path") if p]
         for field in self.get_fields(samples, key):
-            if field not in schema:
-                continue
-            if field in self.config.fields:
-                remove_map_files(dataset.values(f"{field}.map_path"))
-            dataset.delete_sample_field(field)
+            if field in schema:
+                dataset.delete_sample_field(field)
         if self.config.output_dir:
-            remove_map_files(run_map_files(self.config.output_dir, self.config.fields))
+            # what the run wrote, and no file a sample still references (a clone's); only
+            # the folders it made (owner: its marker says which), never a folder above
+            owner.remove_run_files(dataset._doc.id, owner.run_uid(dataset, key, create=False),
+                                   self.config.output_dir, list(self.config.fields), paths)
         state.forget(dataset, key)
         sidebar.forget_run(dataset, key, self.config.agreement_field)
 

@@ -7,6 +7,7 @@ from ..labels import check_gt_field, check_iou_threshold, mask_targets_of
 from ..media.mapfiles import load_map
 from ..scoring import region_mask, region_scores
 from ..scoring.names import REGION_SCORES, TYPES
+from .fields import add_fields
 from .record import run_config
 
 
@@ -111,5 +112,5 @@ def explained_class(heat):
 
 def _declare(dataset, fields, name):
     kinds = {bool: fof.BooleanField, float: fof.FloatField}
-    dataset._merge_sample_field_schema(
-        {f"{f}.{scored_name(s, name)}": kinds[TYPES.get(s, float)]() for f in fields for s in REGION_SCORES})
+    add_fields(  # only adds: a field another process saved meanwhile stays
+        dataset, {f"{f}.{scored_name(s, name)}": kinds[TYPES.get(s, float)]() for f in fields for s in REGION_SCORES})

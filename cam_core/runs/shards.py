@@ -12,6 +12,7 @@ compute it. The run's status sums its shards.
 import uuid
 
 from ..errors import CamArgumentError
+from . import results
 from . import state as st
 
 
@@ -136,7 +137,9 @@ def run_status(samples, run_key):
 
     Returns:
         a :class:`cam_core.RunStatus`; ``state == "unknown"`` for a run
-        recorded before run states existed (it has no state document)
+        recorded before run states existed (it has no state document). A
+        complete run whose results are missing (its process died while
+        saving them) gets them saved here, from its state
 
     Raises:
         CamArgumentError: (``run_key``) when the dataset has no such run
@@ -147,6 +150,6 @@ def run_status(samples, run_key):
         if run_key not in st.stored_run_keys(dataset):
             raise CamArgumentError("run_key", f"no run '{run_key}' on dataset '{dataset.name}'")
         return st.RunStatus(run_key=run_key, state="unknown")
-    if doc.get("num_shards"):
-        return aggregate(doc, run_key)
-    return st._state_of(doc, run_key)
+    status = aggregate(doc, run_key) if doc.get("num_shards") else st._state_of(doc, run_key)
+    results.repair(dataset, run_key, status)  # complete runs have readable results
+    return status
