@@ -112,7 +112,10 @@ class MapFolders:
         self.discard(None, name)
 
     def _folder(self, field):
-        return self._out if field is None else self._fds[field]
+        folder = self._out if field is None else self._fds[field]
+        if folder is None:  # a cleanup's folder that does not exist
+            raise FileNotFoundError(2, f"no folder '{self.output_dir}'")
+        return folder
 
     def _at(self, field, name):
         """``(path, keywords)`` of ``name`` in ``field``'s folder (None: the output folder)."""

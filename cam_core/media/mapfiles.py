@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image
 
 from ..errors import CamArgumentError
-from .mapdirs import MapFolders, MapWriteError  # noqa: F401 (MapWriteError: raised to callers)
+from .mapdirs import MapFolders, MapWriteError
 
 STORAGE = ("png", "inline")
 

@@ -9,7 +9,10 @@
 - :mod:`.summary`: :func:`summarize_run`, pictures of a run;
 - :mod:`.state`: the live state of a run in the database, the atomic claim of its key;
 - :mod:`.usage`: :func:`saved_views_using`, what a run's deletion leaves empty;
-- :mod:`.orphans`: :func:`remove_orphaned_maps`, the maps of deleted datasets.
+- :mod:`.orphans`: :func:`remove_orphaned_maps`, the maps of deleted datasets;
+- :mod:`.owner`: the markers that prove which map files are this database's to delete;
+- :mod:`.fields`: fields added to a dataset's schema by updates that only add;
+- :mod:`.results`: a run's results saved from its state, repaired after a crash.
 
 The record's classes are stored by the path ``cam_core.runs.<class>``, so
 they are importable from here.

@@ -29,10 +29,11 @@ class OrphanedMaps:
         removable: map files of runs of this database whose dataset is gone
         kept: such files that a sample of this database still references (a
             clone of a deleted dataset keeps its maps)
-        unproven: folders holding map files that no marker of this database
-            proves its own (runs recorded before markers existed, whose
-            folders may hold other databases' maps too): never removed; check
-            them and delete them yourself if they are yours
+        unproven: folders holding map files that cannot be told this
+            database's: no marker of it (runs recorded before markers
+            existed, whose folders may hold other databases' maps too), or
+            a field folder that several runs' markers name: never removed;
+            check them and delete them yourself if they are yours
     """
 
     removable: list = field(default_factory=list)
@@ -76,12 +77,14 @@ def _sweep(dry_run):
             for d in orphans if d.get("output_dir")]
     runs += _marked_elsewhere(known)
     for dataset_id, uid, output_dir, fields, doc_id in runs:
-        removed, kept, proven = owner.remove_run_files(dataset_id, uid, output_dir, fields, dry_run=dry_run)
+        removed, kept, proven = owner.remove_run_files(dataset_id, uid, output_dir, fields, dry_run=dry_run,
+                                                       orphaned=True)
         found.removable += removed
         found.kept += kept
-        if not proven and _has_maps(output_dir, fields):
+        left = not proven and _has_maps(output_dir, fields)
+        if left:
             found.unproven.append(output_dir)
-        if not dry_run and doc_id and not kept and proven:
+        if not dry_run and doc_id and not kept and not left:
             state.forget_id(doc_id)  # a run whose files a live dataset still uses stays findable
     if not dry_run:  # the documents of shards and of runs that wrote no file
         for doc in orphans:

@@ -58,16 +58,27 @@ def marker_name(uid):
 
 
 def mark(dataset, run_key, output_dir, fields, created):
-    """Leaves the run's marker in ``output_dir`` (a continuation keeps the
-    one there); ``created``: whether this run made the folder."""
+    """Leaves the run's marker in ``output_dir``; ``created``: whether this
+    run made the folder. A continuation keeps the marker there (adding
+    field folders it did not list, as after a rename)."""
     uid = run_uid(dataset, run_key)
     created = created or not os.path.isdir(output_dir)
     with MapFolders(output_dir, []) as folders:
-        if folders.read(marker_name(uid)) is None:
-            marker = {"database": database_id(), "dataset_id": str(dataset._doc.id), "dataset_name": dataset.name,
-                      "run_key": run_key, "run_uid": uid, "fields": list(fields), "created_output_dir": created,
-                      "created": datetime.datetime.utcnow().isoformat()}
-            folders.write(None, marker_name(uid), json.dumps(marker, indent=1).encode())
+        old = _parse(folders.read(marker_name(uid)))
+        if old and set(fields) <= set(old.get("fields") or []):
+            return
+        marker = old or {"database": database_id(), "dataset_id": str(dataset._doc.id), "run_uid": uid,
+                         "created_output_dir": created, "created": datetime.datetime.utcnow().isoformat()}
+        marker.update(dataset_name=dataset.name, run_key=run_key,
+                      fields=list(dict.fromkeys(list(marker.get("fields") or []) + list(fields))))
+        folders.write(None, marker_name(uid), json.dumps(marker, indent=1).encode())
+
+
+def _parse(data):
+    try:
+        return dict(json.loads(data)) if data else None
+    except (ValueError, TypeError):
+        return None
 
 
 def markers(output_dir):
@@ -75,22 +86,21 @@ def markers(output_dir):
     found = []
     with MapFolders(output_dir, [], create=False) as folders:
         for name in folders.listing():
-            if name.startswith(PREFIX) and name.endswith(SUFFIX):
-                try:
-                    found.append(dict(json.loads(folders.read(name) or b"")))
-                except (ValueError, TypeError):
-                    pass
+            marker = _parse(folders.read(name)) if name.startswith(PREFIX) and name.endswith(SUFFIX) else None
+            if marker:
+                found.append(marker)
     return found
 
 
 def ownership(dataset_id, uid, output_dir, fields):
     """``(marker, exclusive)``: the run's own marker in ``output_dir`` when it
-    names this database and dataset (else None), and those of ``fields``
-    whose folders no other marker names."""
+    names this database and dataset (else None), and those of ``fields`` (and
+    of the fields the marker lists) whose folders no other marker names."""
     found = markers(output_dir)
     db = database_id() if uid else None
     mine = next((m for m in found if uid and m.get("run_uid") == uid and m.get("database") == db
                  and m.get("dataset_id") == str(dataset_id)), None)
+    fields = list(dict.fromkeys(list(fields) + list((mine or {}).get("fields") or [])))
     others = {f for m in found if m is not mine for f in m.get("fields") or []}
     return mine, [f for f in fields if f not in others]
 
@@ -101,37 +111,47 @@ def sweepable(dataset, run_key, output_dir, fields):
     return exclusive if mine else []
 
 
-def remove_run_files(dataset_id, uid, output_dir, fields, paths=(), dry_run=False):
+def remove_run_files(dataset_id, uid, output_dir, fields, paths=(), dry_run=False, orphaned=False):
     """Deletes what a run wrote under ``output_dir``: ``paths`` (files its
     samples referenced), and every map file of its field folders when its
-    marker proves them its own; no file a sample of this database references.
-    Then its empty field folders, and, when nothing was kept, its marker and
-    its output folder if the run created it and it is empty. Nothing above.
+    marker proves them its own (no other marker names them); never a file a
+    sample of this database references. Then its empty field folders, its
+    marker, and its output folder if the run created it and it is empty;
+    nothing above. An ``orphaned`` run (its dataset deleted) keeps its
+    marker while some of its files are kept or lie in folders it shares.
 
     Returns:
-        ``(removed, kept, proven)``: the paths removed (with ``dry_run``: removable),
-        the paths kept because a sample references them, and whether a marker proved the folders the run's
+        ``(removed, kept, proven)``: the paths removed (with ``dry_run``:
+        removable), those kept because a sample references them, and whether
+        its marker proved every one of its folders its own
     """
+    paths = [p for p in paths if p]
+    # its folders: as recorded, as its marker lists them, and those its files lie in (a renamed run's)
+    fields = list(fields) + [os.path.basename(os.path.dirname(p)) for p in paths
+                             if os.path.dirname(os.path.dirname(p)) == output_dir]
     mine, exclusive = ownership(dataset_id, uid, output_dir, fields)
+    fields = list(dict.fromkeys(fields + list((mine or {}).get("fields") or [])))
+    proven = mine is not None and set(exclusive) >= set(fields)
     with MapFolders(output_dir, fields, create=False) as folders:
-        found = {p for p in paths if p}
+        found = set(paths)
         if mine:
             found |= {folders.path(f, n) for f in exclusive if f in folders.fields() for n in folders.names(f)}
         kept = referenced(found)
         doomed = sorted(found - kept)
         if dry_run:
-            return doomed, sorted(kept), mine is not None
+            return doomed, sorted(kept), proven
         removed = folders.remove(doomed)
-        if mine:  # its field folders once empty (not one another run names), and its marker
-            folders.remove_empty(exclusive)
-            if not kept:
-                folders.discard(None, marker_name(uid))
-    if mine and not kept and mine.get("created_output_dir"):
+        done = mine is not None and not (orphaned and (kept or not proven))
+        if mine:
+            folders.remove_empty(exclusive)  # its field folders once empty (not one another run names)
+        if done:
+            folders.discard(None, marker_name(uid))
+    if done and mine.get("created_output_dir"):
         try:
             os.rmdir(output_dir)  # only if empty; a link is not followed
         except OSError:
             pass
-    return removed, sorted(kept), mine is not None
+    return removed, sorted(kept), proven
 
 
 _HEATMAP = "fiftyone.core.labels.Heatmap"
