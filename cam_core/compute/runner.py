@@ -21,6 +21,7 @@ from ..engine.detector import DetectorEngine
 from ..media.loader import groups_by_shape, loader
 from ..media.mapfiles import check_writable, sweep_unreferenced
 from ..runs import state
+from ..runs.objects import explained_objects
 from ..runs.record import CamRunResults
 from ..skips import no_label
 from . import batch, schema, truth
@@ -102,12 +103,14 @@ def close_run(plan, claim):
 def save_results(dataset, run_key, done, fields):
     """Saves a :class:`cam_core.runs.CamRunResults` from a run's status and logs its summary."""
     dataset.reload()  # the run record as stored (another process may have saved results)
+    config = dataset.get_run_info(run_key).config
     results = CamRunResults(
-        dataset, dataset.get_run_info(run_key).config, run_key, num_samples=done.num_samples,
-        num_skipped=done.num_skipped, skipped=done.skipped, fields=fields, seconds=done.seconds,
+        dataset, config, run_key, num_samples=done.num_samples, num_skipped=done.num_skipped, skipped=done.skipped,
+        fields=fields, seconds=done.seconds, num_objects=explained_objects(dataset, config),
     )
     dataset.save_run_results(run_key, results, overwrite=True)
-    logger.info("cam_core: %s", results.summary())
+    # a detector run that explains no object is said loudly
+    (logger.warning if results.explains_nothing() else logger.info)("cam_core: %s", results.summary())
     return results
 
 
@@ -158,8 +161,8 @@ def compute(plan, claim, progress, started, only_ids=None):
                 groups = ([good] if good else []) if mixed_sizes else groups_by_shape(good)
                 for g, group in enumerate(groups):
                     placed = batch.explain(plan, engine, group, ids, labels)
-                    if g == 0:
-                        placed.skipped = skipped
+                    if g == 0:  # the loader's skips, then the batch's own (untrue maps)
+                        placed.skipped = skipped + placed.skipped
                     writer.submit(placed)
                 if not groups and skipped:
                     writer.submit(batch.empty(skipped))
