@@ -54,6 +54,8 @@ from .runs.usage import saved_views_using, serialized_stages, uses_fields
 from .runs.views import check_sort_args, map_scores, missing_scores, sort_by_score
 from .scoring.names import DETECTION_SCORES, SCORES
 from .skips import skipped_reasons
+from .compute.queued import check_splittable
+from .runs.objects import why_no_patches
 
 __version__ = "0.1.0"
 
@@ -125,4 +127,6 @@ __all__ = [
     "serialized_stages",
     "SCORES",
     "DETECTION_SCORES",
+    "check_splittable",
+    "why_no_patches",
 ]
