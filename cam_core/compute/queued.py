@@ -7,8 +7,10 @@ What is stored in the database is untrusted for every worker that reads it
 checks it as the App's form checks what a user sends, whatever process
 queued it.
 """
+import os
+
 from ..errors import CamArgumentError, CamArgumentTypeError
-from ..media.mapfiles import check_output_dir
+from ..media.mapfiles import check_output_dir, default_output_dir
 from ..models.registry import check_shareable, is_factory
 
 # keywords of compute_cams that a queued run never stores (objects, or what queue_cams settles itself)
@@ -76,7 +78,7 @@ def stored_arguments(doc, parameters, output_root=None):
     arguments = doc.get("arguments")
     if not isinstance(arguments, dict) or not isinstance(arguments.get("view"), list):
         raise CamArgumentError("run_key", f"run '{run_key}' holds no arguments a queue stores: {arguments!r}")
-    allowed = [p for p in parameters if p not in _NOT_STORED] + ["view"]
+    allowed = ["model"] + [p for p in parameters if p not in _NOT_STORED] + ["view"]
     unknown = [k for k in arguments if k not in allowed]
     if unknown:
         raise CamArgumentError(
@@ -89,6 +91,21 @@ def stored_arguments(doc, parameters, output_root=None):
     if arguments.get("output_dir") not in (None, ""):
         arguments["output_dir"] = check_output_dir(arguments["output_dir"], output_root)
     return arguments
+
+
+def check_folder(plan, output_root=None):
+    """Refuses a settled shard whose maps would go outside the output root:
+    the folder a continued run writes to is the one its stored record names
+    (untrusted too), unless it is this worker's own default for the run.
+
+    Raises:
+        CamArgumentError: (``output_dir``) naming the folder and the root
+    """
+    if plan.storage != "png":
+        return
+    own = default_output_dir(plan.dataset.name, plan.run_key)
+    if os.path.realpath(plan.output_dir) != os.path.realpath(own):
+        check_output_dir(plan.output_dir, output_root)
 
 
 def _check_stage(stage, run_key):

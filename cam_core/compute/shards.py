@@ -13,11 +13,12 @@ from bson import ObjectId
 from fiftyone import ViewField as F
 
 from ..errors import CamArgumentError
+from ..media.mapfiles import check_output_dir
 from ..runs import shards, state
 from ..runs.appearance import show_run
 from . import checks, operations, runner
 from .api import check_compute_args, parameters
-from .queued import check_splittable, stored_arguments
+from .queued import check_folder, check_splittable, stored_arguments
 
 
 def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
@@ -40,7 +41,10 @@ def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
         delegation_target (None): the orchestrator to queue them on
         **kwargs: :func:`cam_core.compute_cams`' keywords (``layers``,
             ``methods``, ``run_key``, ``device`` (``"auto"``: each worker's own
-            GPU), ...), but no ``transforms`` (they come with the model)
+            GPU), ...), but no ``transforms`` (they come with the model); an
+            ``output_dir`` must lie under the output root
+            (:func:`cam_core.output_root`: ``FIFTYONE_CAM_OUTPUT_ROOT``), as
+            every worker checks it does
 
     Returns:
         the ids of the queued operations, one per shard
@@ -49,6 +53,9 @@ def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
         CamArgumentError: naming the refused parameter, before anything is queued
     """
     check_splittable(model)
+    if kwargs.get("output_dir"):
+        # each worker writes only under its output root (FIFTYONE_CAM_OUTPUT_ROOT): refused here if not under ours
+        check_output_dir(kwargs["output_dir"])
     if kwargs.get("skip_existing"):
         raise CamArgumentError("skip_existing", "a queued run is continued with cam_core.resume_run(dataset, run_key)")
     for key in ("transforms", "progress"):
@@ -100,8 +107,9 @@ def run_shard(dataset, run_key, shard, progress=None, output_root=None):
     The stored arguments are untrusted: they are checked as the App's form
     checks a user's (:func:`cam_core.compute.queued.stored_arguments`: the
     model a registered factory this process allows, the view FiftyOne's own
-    stages, ``output_dir`` under ``output_root``), and the model is built
-    here. Whatever fails once the shard is claimed, a refusal or a factory
+    stages, ``output_dir`` under ``output_root``), so is the folder the run's
+    record names (:func:`cam_core.compute.queued.check_folder`), and the model
+    is built here. Whatever fails once the shard is claimed, a refusal or a factory
     that calls ``sys.exit``, leaves the shard ``failed`` with its cause
     (:func:`resume_run` queues it again).
 
@@ -128,6 +136,7 @@ def run_shard(dataset, run_key, shard, progress=None, output_root=None):
         arguments = stored_arguments(shards.run_doc(dataset, run_key), parameters(), output_root)
         samples = shard_samples(dataset, run_key, shard, arguments.pop("view"))
         plan = check_compute_args(samples, arguments.pop("model"), skip_existing=True, **arguments)
+        check_folder(plan, output_root)  # where the run's record says its maps go
         runner.compute(plan, claim, progress, started, only_ids=set(samples.values("id")))
     except BaseException as e:
         runner.fail(claim, e)
