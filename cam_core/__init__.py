@@ -55,6 +55,8 @@ from .runs.views import check_sort_args, map_scores, missing_scores, sort_by_sco
 from .scoring.names import DETECTION_SCORES, SCORES
 from .skips import skipped_reasons
 from .models.kwargs import parse_kwargs
+from .compute.queued import check_splittable
+from .runs.objects import why_no_patches
 
 __version__ = "0.1.0"
 
@@ -129,4 +131,6 @@ __all__ = [
     "parse_kwargs",
     "orphaned_maps",
     "OrphanedMaps",
+    "check_splittable",
+    "why_no_patches",
 ]

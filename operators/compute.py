@@ -174,14 +174,10 @@ class _Job:
         """Queues the run as ``num_shards`` delegated jobs (:func:`cam_core.queue_cams`)."""
         import cam_core
 
-        p = self.ctx.params
-        source, name = p["model_source"], p["model"]
-        if source in ("torchvision", "timm") and not p.get("pretrained", True):
-            raise ValueError("split into jobs: random weights would differ in every worker; register a factory "
-                             "that seeds them, or use pretrained weights")
         if self.kwargs["skip_existing"]:
             raise ValueError("a run queued as jobs is continued with the resume_cam_run operator")
-        model = name if source in ("registered", "zoo") else f"{source}:{name}"
+        # a library model (downloads in every worker, or random weights) is refused by queue_cams
+        model = params.model_name(self.ctx.params)
         kwargs = {k: v for k, v in self.kwargs.items() if k not in ("model", "skip_existing")}
         with cam_core.allow_factory_modules(secret(self.ctx, cam_core.FACTORY_MODULES_ENV)):
             op_ids = cam_core.queue_cams(self.view, model, num_shards=num_shards, **kwargs)
@@ -211,18 +207,26 @@ def summary(run_key, results):
 
     reasons = cam_core.skipped_reasons(results)
     n_maps = len(results.fields)
+    num_objects = getattr(results, "num_objects", None)
     message = f"CAM run '{run_key}': {results.num_samples} sample(s) got {n_maps} map(s) each"
+    if num_objects is not None:  # a detector run: what its maps explain
+        message += f", explaining {num_objects} object(s)"
     if results.num_skipped:
         why = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
         message += f"; {results.num_skipped} skipped ({why})"
     else:
         message += "; none skipped"
+    if num_objects == 0:
+        from cam_core.runs.record import NOTHING_EXPLAINED
+
+        message += f". Warning: {NOTHING_EXPLAINED}"
     return {
         "run_key": run_key,
         "num_samples": results.num_samples,
         "num_skipped": results.num_skipped,
         "skipped_reasons": dict(reasons),
         "fields": list(results.fields),
+        "num_objects": num_objects,
         "message": message,
     }
 
@@ -238,8 +242,7 @@ def _immediate(ctx):
     loaded and probed in the work's thread, then the run declared, then each
     batch), then reloads the dataset and says what happened: a toast, and the
     summary in the App's output dialog, which stays until closed."""
-    source, name = ctx.params.get("model_source"), ctx.params.get("model")
-    name = f"{source}:{name}" if source in ("torchvision", "timm") else name
+    name = params.model_name(ctx.params)
 
     def work(reporter):
         job = _Job(ctx)  # loads and probes the model (once per process)
@@ -254,7 +257,7 @@ def _immediate(ctx):
         # show the run's first map: new label fields are not shown until ticked
         active = [f for f in (ctx.active_fields or []) if isinstance(f, str)]
         yield ctx.ops.set_active_fields(fields=active + [f for f in value["fields"][:1] if f not in active])
-    variant = "success" if not value["num_skipped"] else "warning"
+    variant = "success" if not value["num_skipped"] and value.get("num_objects") != 0 else "warning"
     yield ctx.ops.notify(value["message"], variant=variant)
     # a generator's return value never reaches the App: the summary is shown
     # as the operator's output would be, in the dialog the progress used

@@ -9,7 +9,7 @@ execution in the App and in ``foo.execute_operator``.
 """
 import fiftyone.operators.types as types
 
-from . import models, params
+from . import delegation, models, params
 from .choices import class_input, dropdown, engine_check, invalid, layer_picker, secret
 
 # views larger than this are offered delegated execution by default
@@ -36,9 +36,11 @@ def build(ctx, inputs):
     complete = _target(ctx, inputs, view, facts)
     _run_key(ctx, inputs, view)
     _compute(inputs)
+    splittable = delegation.split(ctx, inputs)
+    delegation.schedule_notice(inputs)
     _storage(ctx, inputs, view)
     _scores(ctx, inputs, view, facts)
-    if not complete:
+    if not (complete and splittable):
         return False
     kwargs = params.compute_kwargs(ctx.params, facts)
     names = {p: params.form_property(p, ctx.params) for p in cam_core.compute_parameters()}
@@ -221,8 +223,8 @@ def _compute(inputs):
                            "server). Empty: one per spare core")
     inputs.int("num_shards", default=1, min=1, label="Split into jobs",
                description="With N > 1 the run is queued as N delegated jobs (shards of the samples) that any "
-                           "delegated workers pick up, each on its own device; the model must be registered or "
-                           "a pretrained library model")
+                           "delegated workers pick up, each on its own device; the model must be a registered "
+                           "factory, which every worker builds the same")
     devices = types.RadioGroup()
     # auto: decided where the run executes (a delegated worker uses its own GPU)
     devices.add_choice("auto", label="auto", description="CUDA where the run executes has a GPU, else the CPU")

@@ -100,6 +100,8 @@ class SortCamObjects(foo.Operator):
         n, name = len(view), arguments["view_name"]
         message = f"{n} object(s) of run '{key}' sorted by {arguments['score']}" + (
             f", saved as view '{name}'" if name else "")
+        if not n:  # say why there is nothing to see
+            message += ": " + cam_core.why_no_patches(ctx.target_view(), key, arguments["score"], arguments["field"])
         ctx.ops.notify(message, variant="success" if n else "warning")
         return {"count": n, "view": view._serialize(), "view_name": name, "message": message}
 

@@ -86,6 +86,14 @@ def _target_params(target, target_class):
     return out
 
 
+def model_name(params):
+    """The model's name as :func:`cam_core.compute_cams` and
+    :func:`cam_core.queue_cams` take it, from the form's ``model_source`` and
+    ``model`` (``"torchvision:resnet18"``, a registered or zoo name)."""
+    source, name = params.get("model_source"), params.get("model")
+    return f"{source}:{name}" if source in ("torchvision", "timm") else name
+
+
 def compute_kwargs(params, facts):
     """The keyword arguments of :func:`cam_core.compute_cams` (all but
     ``samples`` and ``progress``) for form parameters.

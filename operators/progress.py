@@ -55,6 +55,25 @@ class Reporter:
             self._emit(pb.progress, label(pb, self.batch_size))
 
 
+def contained(work):
+    """``work`` whose ``SystemExit`` (any ``BaseException`` but a
+    ``KeyboardInterrupt``) is raised as a ``RuntimeError``, which FiftyOne
+    reports as the operation's failure. A model's code that calls
+    ``sys.exit`` must fail its operation, not end the App server or the
+    delegated worker (which would leave the operation running forever)."""
+
+    def guarded(*args, **kwargs):
+        try:
+            return work(*args, **kwargs)
+        except (Exception, KeyboardInterrupt):
+            raise
+        except BaseException as e:
+            what = f"sys.exit({e.code!r})" if isinstance(e, SystemExit) else type(e).__name__
+            raise RuntimeError(f"the model's code stopped the operation with {what}") from e
+
+    return guarded
+
+
 def run(ctx, work, total, first=None):
     """Runs ``work`` with a :class:`Reporter` that reaches the user.
 
@@ -72,6 +91,7 @@ def run(ctx, work, total, first=None):
         total: the number of samples, for the first message
         first (None): the first message in the App (default ``"0 / <total> samples"``)
     """
+    work = contained(work)
     if ctx.delegated:
         return work(Reporter(lambda p, text: ctx.set_progress(progress=p, label=text)))
     if returns_result(ctx):

@@ -5,7 +5,7 @@ import json
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import choices
+from . import choices, progress
 
 
 class RegisterCamModel(foo.Operator):
@@ -46,7 +46,7 @@ class RegisterCamModel(foo.Operator):
         Returns:
             a dict with ``name``, ``factory`` and the model's ``num_layers``,
             ``suggested`` layers and ``segmenter`` flag (the model is built once
-            to check it)
+            to check it), and the ``message`` the App shows
         """
         params = {"name": name, "factory": factory, "kwargs": json.dumps(kwargs or {}), "overwrite": overwrite}
         return foo.execute_operator(self.uri, params=params).result
@@ -98,13 +98,19 @@ class RegisterCamModel(foo.Operator):
         # built and probed once, so a broken factory fails now, not in a worker;
         # checked again here (not only by the form): execute may be reached without it
         with cam_core.allow_factory_modules(choices.secret(ctx, cam_core.FACTORY_MODULES_ENV)):
-            d = cam_core.register_factory(p["name"], p["factory"], _kwargs(p), overwrite=bool(p.get("overwrite")))
+            d = progress.contained(cam_core.register_factory)(p["name"], p["factory"], _kwargs(p),
+                                                              overwrite=bool(p.get("overwrite")))
+        suggested = f"layer{'s' if len(d.default_layers) > 1 else ''} {', '.join(d.default_layers)}"
+        message = (f"Model '{p['name']}' registered: a {d.kind} with {len(d.layers)} explainable layers, suggested "
+                   f"{suggested}. The compute_cams form offers it under 'Registered'")
+        ctx.ops.notify(message, variant="success")
         return {
             "name": p["name"],
             "factory": p["factory"],
             "num_layers": len(d.layers),
             "suggested": d.default_layers,
             "segmenter": d.segmenter,
+            "message": message,
         }
 
 

@@ -23,8 +23,11 @@ def run_info(dataset, key):
         and its live state from the database (:func:`cam_core.run_status`):
         ``state`` (``queued``, ``running``, ``complete``, ``failed``,
         ``interrupted``; ``unknown`` for a run recorded before run states
-        existed), ``error``, ``holder``,
-        ``num_samples``, ``num_skipped``, ``skipped`` and ``seconds`` so far
+        existed), ``error`` (a run queued as jobs: which shards are
+        interrupted or failed, and what to do), ``holder``,
+        ``num_samples``, ``num_skipped``, ``skipped`` and ``seconds`` so far;
+        for a run queued as jobs, ``shards``: per shard its ``state``,
+        ``num_samples``, ``holder``, ``op_id`` and ``error``
     """
     import cam_core
 
@@ -51,6 +54,8 @@ def run_info(dataset, key):
     if live.state != "unknown":  # runs recorded before states existed keep their results' counts
         out.update(error=live.error, holder=live.holder, num_samples=live.num_samples,
                    num_skipped=live.num_skipped, skipped=live.skipped, seconds=live.seconds)
+    if live.shards:  # a run queued as jobs: each shard's state (which to resume), worker and error
+        out["shards"] = live.shards
     return out
 
 
@@ -110,10 +115,23 @@ def table_row(info):
         value = info.get(key)
         if key == "timestamp":
             value = when(value)
+        elif key == "state" and info.get("shards"):
+            value = shards_state(value, info["shards"])
         elif isinstance(value, (list, tuple)):
             value = ", ".join(str(v) for v in value)
         row[key] = value
     return row
+
+
+def shards_state(state, shards):
+    """A run queued as jobs: its state and its shards', e.g.
+    ``"interrupted (shard 1 interrupted; 1 complete)"``, so the user sees which to resume."""
+    import collections
+
+    needs = [f"shard {s['shard']} {s['state']}" for s in shards if s["state"] in ("interrupted", "failed")]
+    others = collections.Counter(s["state"] for s in shards if s["state"] not in ("interrupted", "failed"))
+    parts = needs + [f"{n} {state_}" for state_, n in others.items()]
+    return f"{state} ({'; '.join(parts)})"
 
 
 def when(timestamp):
@@ -148,7 +166,7 @@ class GetCamRun(foo.Operator):
 
     def resolve_input(self, ctx):
         inputs = types.Object()
-        choices.run_key(ctx, inputs, "Run")
+        choices.run_key(ctx, inputs, "Run", preselect=True)
         return types.Property(inputs, view=types.View(label="Show a CAM run"))
 
     def execute(self, ctx):

@@ -5,7 +5,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from . import progress
-from .choices import secret
+from .choices import newest_run, secret
 
 
 class ComputeCamShard(foo.Operator):
@@ -30,9 +30,12 @@ class ComputeCamShard(foo.Operator):
         import cam_core
 
         run_key, shard = ctx.params["run_key"], int(ctx.params["shard"])
-        # a worker builds a registered model only from its own allowed modules
+        root = secret(ctx, cam_core.OUTPUT_ROOT_ENV)
+        # what the database holds is checked as the form checks a user's: a worker builds a registered
+        # model only from its own allowed modules and writes maps only under its output root
         with cam_core.allow_factory_modules(secret(ctx, cam_core.FACTORY_MODULES_ENV)):
-            done = progress.run(ctx, lambda pb: cam_core.run_shard(ctx.dataset, run_key, shard, progress=pb), 0)
+            done = progress.run(ctx, lambda pb: cam_core.run_shard(ctx.dataset, run_key, shard, progress=pb,
+                                                                   output_root=root), 0)
         return {"run_key": run_key, "shard": shard, "num_samples": None if done is None else done.num_samples,
                 "state": "complete"}
 
@@ -63,7 +66,9 @@ class ResumeCamRun(foo.Operator):
             s = cam_core.run_status(ctx.dataset, k)
             choices.add_choice(k, label=f"{k} ({s.state}; {sum(x['state'] == 'complete' for x in s.shards)}"
                                         f"/{len(s.shards)} shards complete)")
-        prop = inputs.enum("run_key", choices.values(), required=True, label="Sharded run", view=choices)
+        # the newest run preselected, as every form that picks a run does
+        prop = inputs.enum("run_key", choices.values(), default=newest_run(ctx.dataset, keys), required=True,
+                           label="Sharded run", view=choices)
         if not keys:
             prop.invalid = True
             prop.error_message = "this dataset has no run queued as several jobs"

@@ -75,14 +75,23 @@ class SortByCamScore(foo.Operator):
         key, score = p["run_key"], p.get("score") or "mass_inside"
         arguments = _arguments(p, score)
         name = arguments["view_name"]
-        view = cam_core.sort_by_score(ctx.target_view(), key, **arguments)
+        target = ctx.target_view()
+        view = cam_core.sort_by_score(target, key, **arguments)
         # the view itself, also when saved: FiftyOne's own save_view operator
         # avoids set_view(name=...) after saving, an App bug in 1.22
         ctx.ops.set_view(view=view)
         n = len(view)
         message = f"{n} sample(s) sorted by {score}" + (f", saved as view '{name}'" if name else "")
-        ctx.ops.notify(message, variant="success" if n else "warning")
-        return {"count": n, "view": view._serialize(), "view_name": name, "message": message}
+        # what was left out, and why: an empty map is not a weak one
+        missing, why = cam_core.missing_scores(target, key, score, arguments["field"])
+        if missing:
+            message += f"; {missing} left out for no {score}: {why}"
+        outside = target.count() - missing - n
+        if outside:
+            message += f"; {outside} outside the bounds" + (" or not correct" if arguments["correct_field"] else "")
+        ctx.ops.notify(message, variant="success" if n and not missing else "warning")
+        return {"count": n, "left_out": missing + outside, "view": view._serialize(), "view_name": name,
+                "message": message}
 
 
 def opened_view(uri, sample_collection, params):

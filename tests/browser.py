@@ -34,14 +34,15 @@ def registered_model(plugins_dir):
 
 
 @contextlib.contextmanager
-def _app_server(plugins_dir):
-    """The App server, in its own process (and process group), on a free port;
-    on exit, checks that nothing of its process group is left."""
+def _app_server(plugins_dir, env=None):
+    """The App server, in its own process (and process group), on a free port,
+    with ``env`` added to its environment; on exit, checks that nothing of
+    its process group is left."""
     port = free_port()
     log = tempfile.NamedTemporaryFile(prefix="cam-app-server-", suffix=".log", delete=False)
     server = subprocess.Popen(
         [sys.executable, "-m", "fiftyone.server.main", "--port", str(port), "--address", "127.0.0.1"],
-        env=plugin_env(plugins_dir), cwd=tempfile.mkdtemp(prefix="cam-app-cwd-"),
+        env=dict(plugin_env(plugins_dir), **(env or {})), cwd=tempfile.mkdtemp(prefix="cam-app-cwd-"),
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
     url = f"http://127.0.0.1:{port}"

@@ -185,3 +185,67 @@ def planted_scene(path, marked, size=(160, 128), seed=0):
         img[int((y1 + inset * bh) * h):int((y2 - inset * bh) * h), int((x1 + inset * bw) * w):int((x2 - inset * bw) * w)] = colour
     Image.fromarray(img).save(path)
     return path
+
+
+def planted_detector():
+    """The PlantedDetector as a factory (``models:planted_detector``), for
+    processes that build it from its registration (the App server, workers)."""
+    import cam_core
+
+    det = PlantedDetector()
+    return cam_core.CamModel(det, det.transforms, PlantedDetector.classes)
+
+
+class _Broken(nn.Module):
+    """A model whose scores are broken: NaN (``"nan"``) or integers (``"int"``)."""
+
+    def __init__(self, model, how):
+        super().__init__()
+        self.model, self.how = model, how
+
+    def forward(self, x):
+        out = self.model(x)
+        if self.how == "nan":
+            return out * float("nan")  # differentiable, and NaN: an overflow's result
+        return out.round().long()
+
+
+def broken_classifier(how="nan"):
+    """A ResNet-18 classifier with 64 px inputs whose scores are NaN
+    (``how="nan"``) or integers (``how="int"``); its layers are ``model.layer3``, ``model.layer4``."""
+    import cam_core
+    import torchvision.transforms as T
+
+    transforms = T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()])
+    return cam_core.CamModel(_Broken(resnet18(), how), transforms, classes=[f"class{i}" for i in range(1000)])
+
+
+class _NanDetector(PlantedDetector):
+    """The PlantedDetector, its scores NaN on images whose top-left pixel is brighter than ``NAN_ABOVE``."""
+
+    NAN_ABOVE = 0.6
+
+    def forward(self, x):
+        out = super().forward(x)
+        for b, o in enumerate(out):
+            if float(x[b, :, 0, 0].mean()) > self.NAN_ABOVE:
+                o["scores"] = o["scores"] * float("nan")
+        return out
+
+
+def exit_now(code=3):
+    """A factory that calls sys.exit (``models:exit_now``): a model's code that ends its process."""
+    import sys
+
+    sys.exit(code)
+
+
+def exit_elsewhere(pid, code=3):
+    """A factory that builds the tiny ResNet in process ``pid`` and calls
+    sys.exit in every other process (the App server, a delegated worker)."""
+    import os
+    import sys
+
+    if os.getpid() != pid:
+        sys.exit(code)
+    return slow_resnet18(seconds=0.0)

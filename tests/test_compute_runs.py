@@ -91,10 +91,10 @@ def test_show_run_gives_the_app_look_and_follows_rename_and_delete(dataset, imag
     assert names.index("labels") + 1 == names.index("cam: cam")
     assert names.index("cam: cam") + 1 == names.index("cam_agreement") == names.index("cam: one") - 1
     fields = ["cam_gradcam_layer3", "cam_gradcam_layer4", "cam_layercam_layer3", "cam_layercam_layer4"]
-    assert groups["cam: cam"] == fields
+    assert groups["cam: cam"] == fields + [f"{f}.empty" for f in fields]  # the maps, then their empty flags
     assert groups["cam_agreement"] == ["cam_agreement.layers_gradcam", "cam_agreement.layers_layercam",
                                        "cam_agreement.methods_layer3", "cam_agreement.methods_layer4"]
-    assert groups["cam: one"] == ["one_gradcam_layer4"]  # one map per sample: no agreement
+    assert groups["cam: one"] == ["one_gradcam_layer4", "one_gradcam_layer4.empty"]  # one map per sample: no agreement
     assert not [p for g, paths in groups.items() if g != "cam_agreement" for p in paths if p.startswith("cam_agreement")]
     # shown again (the App's operator does after each run): the same groups, in the same places
     cam_core.show_run(dataset, "cam")
@@ -105,7 +105,7 @@ def test_show_run_gives_the_app_look_and_follows_rename_and_delete(dataset, imag
     dataset.rename_run("cam", "first")
     groups = {g.name: g.paths for g in dataset.app_config.sidebar_groups}
     assert "cam: cam" not in groups and "cam_agreement" not in groups
-    assert groups["cam: first"] == ["first" + f[3:] for f in fields]
+    assert groups["cam: first"] == ["first" + f[3:] for f in fields] + ["first" + f[3:] + ".empty" for f in fields]
     assert "first_agreement.methods_layer4" in groups["first_agreement"]
     assert [g.name for g in dataset.app_config.sidebar_groups] == [
         n.replace("cam: cam", "cam: first").replace("cam_agreement", "first_agreement") for n in names]

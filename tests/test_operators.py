@@ -84,7 +84,7 @@ def test_immediate_run_stores_what_compute_cams_stores(photos, registered):
     # the App shows the run's maps together (then their agreement, in a group
     # of its own), coloured by value, with their scores declared (sidebar filters)
     groups = {g.name: g.paths for g in photos.app_config.sidebar_groups}
-    assert groups["cam: app"] == res.fields
+    assert groups["cam: app"] == res.fields + [f"{f}.empty" for f in res.fields]  # maps, then their empty flags
     assert groups["app_agreement"] == [
         "app_agreement.layers_gradcam", "app_agreement.layers_gradcamplusplus",
         "app_agreement.methods_layer3", "app_agreement.methods_layer4",

@@ -65,8 +65,10 @@ def wait_for(predicate, timeout, what):
     raise AssertionError(f"timed out waiting for {what}")
 
 
-def test_three_workers_a_kill_and_a_resume(many, slow_model, plugins_dir, tmp_path):
+def test_three_workers_a_kill_and_a_resume(many, slow_model, plugins_dir, tmp_path, monkeypatch):
     out = str(tmp_path / "maps")
+    # workers write only under their output root (they inherit this environment)
+    monkeypatch.setenv(cam_core.OUTPUT_ROOT_ENV, str(tmp_path))
     op_ids = cam_core.queue_cams(many, slow_model, num_shards=6, run_key="sh", output_dir=out, **KW)
     assert len(op_ids) == 6
     status = cam_core.run_status(many, "sh")
@@ -134,8 +136,15 @@ def test_queue_cams_refuses_what_workers_cannot_do(dataset, image_dir, plugins_d
     cam_core.register_model("here-only", models.resnet18())
     with pytest.raises(cam_core.CamArgumentError, match="in this process only"):
         cam_core.queue_cams(dataset, "here-only", num_shards=2)
+    # a library model: every worker would download its weights (or get other random ones)
+    with pytest.raises(cam_core.CamArgumentError, match="cannot be split into jobs: every worker would build it"):
+        cam_core.queue_cams(dataset, "torchvision:resnet18", num_shards=2)
     cam_core.register_factory("slow-resnet-2", "models:slow_resnet18", kwargs={"seconds": 0.0}, overwrite=True)
     try:
+        # a folder no worker would write to: outside the output root
+        with pytest.raises(cam_core.CamArgumentError, match="outside the allowed root") as e:
+            cam_core.queue_cams(dataset, "slow-resnet-2", num_shards=2, output_dir="/var/tmp/elsewhere")
+        assert e.value.param == "output_dir"
         for bad in (0, 4, 1.5, True):
             with pytest.raises(cam_core.CamArgumentError, match="num_shards must be an integer from 1 to") as e:
                 cam_core.queue_cams(dataset, "slow-resnet-2", num_shards=bad, layers=["model.layer4"])

@@ -1,11 +1,17 @@
 """One batch: stack the inputs, give every image its target (a detector:
 its objects), run the engine's one pass, score ROAD, and place the maps for
-the writer."""
+the writer. A sample whose maps would not be true is left out with the
+reason (:mod:`cam_core.skips`): the model's output or maps hold NaN or
+infinity, or a detector's maps explain no object."""
+import math
+from dataclasses import fields, replace
+
 import torch
 
 from ..engine.state import preserved_state
 from ..engine.targets import background_index, classifier_targets, segmenter_targets
 from ..scoring.road import road_scores
+from ..skips import not_finite
 from . import detect, truth
 from .writer import PlacedBatch, place_batch
 
@@ -54,7 +60,8 @@ def explain(plan, engine, group, ids, labels):
         # its buffers (BatchNorm statistics) untouched, its state restored
         with preserved_state(engine.model):
             road = road_scores(engine.adapter, x.to(engine.device), result)
-    return place_batch(plan, group, result, road, objects, sample_ids)
+    placed = place_batch(plan, group, result, road, objects, sample_ids)
+    return drop(plan, placed, _not_finite_rows(result))
 
 
 def _explain_detector(plan, engine, group, x, ids):
@@ -64,7 +71,38 @@ def _explain_detector(plan, engine, group, x, ids):
     result = engine.explain(x, choose)
     placed = place_batch(plan, group, detect.as_batch_result(result), {}, objects, sample_ids)
     detect.add_objects(plan, placed, group, result, getattr(choose, "truth_ids", None))
-    return placed
+    return drop(plan, placed, detect.untrue_rows(plan, placed, result, choose))
+
+
+def finite(value):
+    """Whether a score (a float, a numpy or torch scalar, or None: no score) holds no NaN or infinity."""
+    return value is None or math.isfinite(float(value))
+
+
+def _not_finite_rows(result):
+    """``{row: Skip}`` of the images whose score or maps hold NaN or infinity."""
+    bad = {}
+    for b, score in enumerate(result.scores):
+        if not finite(score):
+            bad[b] = not_finite("the model's scores")
+        elif not all(finite(p[b]) for p in result.peaks.values()):
+            bad[b] = not_finite("the maps (the activations or gradients of the explained layers)")
+    return bad
+
+
+def drop(plan, placed, bad):
+    """A :class:`cam_core.compute.writer.PlacedBatch` without the rows of
+    ``bad`` (``{row: Skip}``), which join its skips: nothing of them is stored."""
+    if not bad:
+        return placed
+    rows = [b for b in range(len(placed.sample_ids)) if b not in bad]
+    gone = [placed.sample_ids[b] for b in sorted(bad)]
+    paths = dict(zip(*plan.dataset.select(gone).values(["id", "filepath"])))
+    skipped = [{"id": sid, "filepath": paths.get(sid), "kind": bad[b].kind, "reason": bad[b].reason}
+               for b, sid in zip(sorted(bad), gone)]
+    kept = {f.name: [getattr(placed, f.name)[b] for b in rows] for f in fields(PlacedBatch)
+            if f.name != "skipped" and getattr(placed, f.name) is not None}
+    return replace(placed, skipped=list(placed.skipped) + skipped, **kept)
 
 
 def _to_device(x, engine):

@@ -11,6 +11,8 @@ import numbers
 from types import SimpleNamespace
 
 import fiftyone as fo
+import numpy as np
+import torch
 
 from ..engine.detection import predicted_objects, truth_objects
 from ..engine.detector import check_detector_methods
@@ -19,6 +21,7 @@ from ..errors import CamArgumentError
 from ..labels import label_fields
 from ..scoring.boxes import object_scores
 from ..scoring.names import DETECTION_SCORES, TYPES, object_attribute
+from ..skips import no_object, not_finite
 
 # a ground-truth object is matched to the output box of highest IoU above this (grad-cam's default)
 MATCH_IOU = 0.5
@@ -108,6 +111,7 @@ def chooser(plan, group, sample_ids):
                               [names.get(str(d.label)) for d in objs], [d.id for d in objs]))
 
         def choose(outputs):
+            choose.not_finite = [_not_finite(o) for o in outputs]
             return [truth_objects(o, boxes, labels, MATCH_IOU)[: plan.max_objects]
                     for o, (boxes, labels, _) in zip(outputs, per_image)]
 
@@ -116,9 +120,49 @@ def chooser(plan, group, sample_ids):
     label = spec.class_index if spec.kind == "class" else None
 
     def choose(outputs):
+        choose.not_finite = [_not_finite(o) for o in outputs]
         return [predicted_objects(o, plan.score_threshold, plan.max_objects, label, MATCH_IOU) for o in outputs]
 
     return choose
+
+
+def _not_finite(output):
+    """Whether one image's detector output holds NaN or infinity in its boxes or scores."""
+    return not all(bool(torch.isfinite(output[k].float()).all()) for k in ("boxes", "scores"))
+
+
+def untrue_rows(plan, placed, result, choose):
+    """``{row: Skip}`` of a detector group's images whose maps are not true:
+    the detector's output or the maps hold NaN or infinity, or no object is
+    explained (no box passed the threshold, or no ground-truth object matched
+    a box), where a map would be stored empty and tint the whole image.
+
+    Args:
+        placed: the group's :class:`cam_core.compute.writer.PlacedBatch`, its objects added
+        result: its :class:`cam_core.engine.detector.DetectionResult`
+        choose: its :func:`chooser`, called by the engine
+    """
+    bad = {}
+    for r, objects in enumerate(placed.detections):
+        if choose.not_finite[r]:
+            bad[r] = not_finite("the detector's boxes or scores")
+        elif not all(np.isfinite(p[r]) for p in result.peaks.values()):
+            bad[r] = not_finite("the maps (the activations or gradients of the explained layers)")
+        elif not any(o["score"] is not None for o in objects):
+            bad[r] = no_object(_why_none(plan, len(objects)))
+    return bad
+
+
+def _why_none(plan, count):
+    """Why an image's maps explain no object, in words."""
+    spec = plan.target
+    if spec.kind == "field":
+        if not count:
+            return f"its '{spec.field}' holds no object"
+        return (f"none of its {count} object(s) in '{spec.field}' matched a box of the detector (same label, IoU "
+                f"over {MATCH_IOU})")
+    of = f" of class '{class_name(plan.classes, spec.class_index)}'" if spec.kind == "class" else ""
+    return f"no box{of} scored at least the score threshold {plan.score_threshold}"
 
 
 def as_batch_result(result):

@@ -152,8 +152,8 @@ def compute(plan, claim, progress, started, only_ids=None):
                 groups = ([good] if good else []) if mixed_sizes else groups_by_shape(good)
                 for g, group in enumerate(groups):
                     placed = batch.explain(plan, engine, group, ids, labels)
-                    if g == 0:
-                        placed.skipped = skipped
+                    if g == 0:  # the loader's skips, then the batch's own (untrue maps)
+                        placed.skipped = skipped + placed.skipped
                     writer.submit(placed)
                 if not groups and skipped:
                     writer.submit(batch.empty(skipped))

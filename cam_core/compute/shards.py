@@ -12,13 +12,13 @@ import fiftyone.core.view as fov
 from bson import ObjectId
 from fiftyone import ViewField as F
 
-from ..errors import CamArgumentError, CamArgumentTypeError
-from ..models.registry import check_shareable
+from ..errors import CamArgumentError
+from ..media.mapfiles import check_output_dir
 from ..runs import shards, state
-from . import checks, runner
-from .api import check_compute_args
-
-SHARD_OPERATOR = "@fiftyone-cam/cam/compute_cam_shard"
+from ..runs.appearance import show_run
+from . import checks, operations, runner
+from .api import check_compute_args, parameters
+from .queued import check_folder, check_splittable, stored_arguments
 
 
 def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
@@ -31,16 +31,20 @@ def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
 
     Args:
         samples: a ``fo.Dataset`` or view of images
-        model: a name every worker can build: a registered factory's name
-            (:func:`cam_core.register_factory`) or a library name such as
-            ``"torchvision:resnet50"`` (not a Python object, nor a model
-            registered in this process only)
+        model: a name every worker builds the same: a registered factory's
+            name (:func:`cam_core.register_factory`); not a Python object, a
+            model registered in this process only, nor a library or zoo model,
+            whose weights every worker would download itself
+            (:func:`cam_core.check_splittable`)
         num_shards (2): how many operations to queue, from 1 to the number
             of samples
         delegation_target (None): the orchestrator to queue them on
         **kwargs: :func:`cam_core.compute_cams`' keywords (``layers``,
             ``methods``, ``run_key``, ``device`` (``"auto"``: each worker's own
-            GPU), ...), but no ``transforms`` (they come with the model)
+            GPU), ...), but no ``transforms`` (they come with the model); an
+            ``output_dir`` must lie under the output root
+            (:func:`cam_core.output_root`: ``FIFTYONE_CAM_OUTPUT_ROOT``), as
+            every worker checks it does
 
     Returns:
         the ids of the queued operations, one per shard
@@ -48,12 +52,10 @@ def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
     Raises:
         CamArgumentError: naming the refused parameter, before anything is queued
     """
-    if not isinstance(model, str):
-        raise CamArgumentTypeError(
-            "model", f"queue_cams needs a model every worker can build by name: a registered factory "
-                     f"(cam_core.register_factory) or a library name such as 'torchvision:resnet50'; got a "
-                     f"{type(model).__name__}, which cannot be sent to other processes")
-    check_shareable(model)
+    check_splittable(model)
+    if kwargs.get("output_dir"):
+        # each worker writes only under its output root (FIFTYONE_CAM_OUTPUT_ROOT): refused here if not under ours
+        check_output_dir(kwargs["output_dir"])
     if kwargs.get("skip_existing"):
         raise CamArgumentError("skip_existing", "a queued run is continued with cam_core.resume_run(dataset, run_key)")
     for key in ("transforms", "progress"):
@@ -74,62 +76,67 @@ def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
         start = end
 
     claim = runner.open_run(plan)
-    arguments = {k: v for k, v in kwargs.items() if k not in ("overwrite", "skip_existing")}
+    arguments = {k: v for k, v in kwargs.items() if k not in ("overwrite", "skip_existing", "transforms", "progress")}
     arguments.update(model=model, run_key=plan.run_key, view=_stages(plan.samples))
     shards.create(plan.dataset, plan.run_key, bounds, arguments)
     claim.finish(state.SHARDED)
-    return [_queue(plan.dataset, plan.run_key, i, delegation_target) for i in range(num_shards)]
+    return [operations.queue(plan.dataset, plan.run_key, i, delegation_target) for i in range(num_shards)]
 
 
 def _stages(samples):
     return samples._serialize() if isinstance(samples, fov.DatasetView) else []
 
 
-def _queue(dataset, run_key, shard, delegation_target):
-    import fiftyone.operators as foo
-
-    result = foo.execute_operator(SHARD_OPERATOR, ctx={"dataset": dataset}, params={"run_key": run_key, "shard": shard},
-                                  request_delegation=True, delegation_target=delegation_target)
-    if result.error:
-        raise RuntimeError(f"queueing shard {shard} of run '{run_key}' failed: {result.error}")
-    op_id = result.result["id"]
-    shards.set_op(dataset, run_key, shard, op_id)
-    return str(op_id)
-
-
-def shard_samples(dataset, run_key, shard):
-    """The samples of one shard: the queued collection within the shard's id range."""
+def shard_samples(dataset, run_key, shard, stages=None):
+    """The samples of one shard: the queued collection (its serialized view
+    ``stages``, default the stored ones) within the shard's id range."""
     doc, sdoc = shards.run_doc(dataset, run_key), shards.shard_doc(dataset, run_key, shard)
     if doc is None or not doc.get("num_shards") or sdoc is None:
         raise CamArgumentError("run_key", f"run '{run_key}' of dataset '{dataset.name}' has no shard {shard}")
-    stages = doc["arguments"]["view"]
+    stages = doc["arguments"]["view"] if stages is None else stages
     base = fov.DatasetView._build(dataset, stages) if stages else dataset
     return base.match((F("_id") >= ObjectId(sdoc["lo"])) & (F("_id") <= ObjectId(sdoc["hi"])))
 
 
-def run_shard(dataset, run_key, shard, progress=None):
+def run_shard(dataset, run_key, shard, progress=None, output_root=None):
     """Computes one shard of a queued run (what a worker's operation does):
     only its samples still missing a field, with the run's arguments.
-    Completing the last shard completes the run and saves its results.
+    Completing the last shard completes the run, saves its results and gives
+    it its look in the App (:func:`cam_core.show_run`).
+
+    The stored arguments are untrusted: they are checked as the App's form
+    checks a user's (:func:`cam_core.compute.queued.stored_arguments`: the
+    model a registered factory this process allows, the view FiftyOne's own
+    stages, ``output_dir`` under ``output_root``), so is the folder the run's
+    record names (:func:`cam_core.compute.queued.check_folder`), and the model
+    is built here. Whatever fails once the shard is claimed, a refusal or a factory
+    that calls ``sys.exit``, leaves the shard ``failed`` with its cause
+    (:func:`resume_run` queues it again).
+
+    Args:
+        output_root (None): the folder the shard's ``output_dir`` must lie
+            under (see :func:`cam_core.output_root`; the worker's operator
+            passes the plugin secret ``FIFTYONE_CAM_OUTPUT_ROOT``)
 
     Returns:
         the shard's :class:`cam_core.RunStatus` (``state`` ``"complete"``),
         or None when the shard was complete already
 
     Raises:
-        CamArgumentError: (``run_key``) when a live process holds the shard
+        CamArgumentError: (``run_key``) when a live process holds the shard;
+            any refusal of its arguments (the shard is then ``failed``)
     """
     import time
 
     started = time.time()
-    arguments = dict(shards.run_doc(dataset, run_key)["arguments"])
-    samples = shard_samples(dataset, run_key, shard)
-    arguments.pop("view")
-    plan = check_compute_args(samples, arguments.pop("model"), skip_existing=True, **arguments)
     claim = shards.claim_shard(dataset, run_key, shard)
     if claim is None:
         return None
     try:
+        arguments = stored_arguments(shards.run_doc(dataset, run_key), parameters(), output_root)
+        samples = shard_samples(dataset, run_key, shard, arguments.pop("view"))
+        plan = check_compute_args(samples, arguments.pop("model"), skip_existing=True, **arguments)
+        check_folder(plan, output_root)  # where the run's record says its maps go
         runner.compute(plan, claim, progress, started, only_ids=set(samples.values("id")))
     except BaseException as e:
         runner.fail(claim, e)
@@ -137,13 +144,17 @@ def run_shard(dataset, run_key, shard, progress=None):
     claim.finish(state.COMPLETE, num_samples=runner.complete_count(plan, samples))
     # the last shard: reading the run's status saves its results, summed (and
     # a worker killed while saving them leaves that to the next reader)
-    shards.run_status(dataset, run_key)
+    status = shards.run_status(dataset, run_key)
+    if status.state == state.COMPLETE:  # and gives the run its look in the App
+        show_run(dataset, run_key)
     return claim.read(run_key)
 
 
 def resume_run(samples, run_key, delegation_target=None):
     """Re-queues the shards of a queued run that are not complete and whose
     worker is gone (killed, failed); each computes only its missing samples.
+    The operation of a shard taken over from a killed worker, which FiftyOne
+    still shows as running, is marked failed, saying so.
 
     Returns:
         the ids of the operations queued (empty when nothing was left to do)
@@ -160,21 +171,14 @@ def resume_run(samples, run_key, delegation_target=None):
                        f"compute_cams(..., run_key='{run_key}', skip_existing=True)")
     queued = []
     for sdoc in shards.shard_docs(dataset, run_key):
-        stuck = sdoc["state"] == state.QUEUED and _operation_gone(sdoc.get("op_id"))
+        stuck = sdoc["state"] == state.QUEUED and operations.gone(sdoc.get("op_id"))
         if (stuck or sdoc["state"] != state.QUEUED) and shards.requeue(dataset, run_key, sdoc["shard"]):
-            queued.append(_queue(dataset, run_key, sdoc["shard"], delegation_target))
+            op_id = operations.queue(dataset, run_key, sdoc["shard"], delegation_target)
+            queued.append(op_id)
+            if sdoc["state"] == state.RUNNING and sdoc.get("op_id"):  # its holder was gone (requeue checked)
+                holder = sdoc.get("owner") or {}
+                operations.taken_over(sdoc["op_id"], (
+                    f"shard {sdoc['shard']} of CAM run '{run_key}' was taken over: its worker (process "
+                    f"{holder.get('pid')} on {holder.get('host')}) is gone, and resume_run queued the shard "
+                    f"again as operation {op_id}"))
     return queued
-
-
-def _operation_gone(op_id):
-    """Whether a queued shard's operation can no longer run (failed, or deleted)."""
-    from fiftyone.operators.delegated import DelegatedOperationService
-    from fiftyone.operators.executor import ExecutionRunState
-
-    if op_id is None:
-        return True
-    try:
-        op = DelegatedOperationService().get(ObjectId(op_id))
-    except Exception:  # deleted
-        return True
-    return op is None or op.run_state == ExecutionRunState.FAILED

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .outputs import model_output
+from .outputs import check_differentiable, model_output
 from .state import preserved_state
 
 
@@ -171,6 +171,7 @@ def probe_model(model, input_tensor):
                 h.remove()
     detector = is_detection_output(raw)
     out = None if detector else model_output(raw)
+    check_differentiable(raw[0]["scores"] if detector else out)  # integers fail at the first backward
     if not detector:  # a mapping's entries are layers of detectors only (the engine of the others hooks modules)
         order = [n for n in order if ":" not in n]
     input_hw = tuple(input_tensor.shape[-2:])

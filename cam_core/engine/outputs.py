@@ -43,6 +43,22 @@ def model_output(out):
     )
 
 
+def check_differentiable(scores, what="scores"):
+    """Refuses scores that no gradient can flow from (integers, booleans):
+    every gradient method, and the target of every map, needs them as floats.
+
+    Raises:
+        CamArgumentError: (``model``) naming the type and what to return instead
+    """
+    if isinstance(scores, torch.Tensor) and not (scores.is_floating_point() or scores.is_complex()):
+        raise CamArgumentError(
+            "model",
+            f"the model returned its {what} as {scores.dtype}: a class activation map needs floating-point "
+            f"scores to take their gradient. Return the raw scores (logits), before any argmax, rounding or "
+            f"conversion to integers",
+        )
+
+
 def _described(out):
     if isinstance(out, Mapping):
         return f"a mapping ({type(out).__name__}) with keys {list(out)}, none of them an 'out' or 'logits' tensor"

@@ -121,10 +121,13 @@ def resolve_factory(factory, trusted=False):
         allowlist.check_module(module_name, factory)  # the name only: nothing is imported yet
     try:
         obj = importlib.import_module(module_name)
-    except Exception as e:  # ImportError, or an error raised while importing
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:  # ImportError, an error raised while importing, a sys.exit() in the module
+        why = e if isinstance(e, Exception) else _raised(e)
         raise CamArgumentError(
             "factory",
-            f"cannot import module '{module_name}' of factory '{factory}': {e}. "
+            f"cannot import module '{module_name}' of factory '{factory}': {why}. "
             f"It must be importable by the App server and by every delegated worker",
         ) from None
     for part in attr.split("."):
@@ -227,11 +230,22 @@ def build(name, entry):
             "model", f"model '{name}' cannot be built in this process: {e.message}") from None
     try:
         made = fn(**kwargs)
-    except Exception as e:
+    except KeyboardInterrupt:
+        raise
+    except BaseException as e:
+        # building is untrusted work: even a sys.exit() in the factory is a refusal,
+        # never the end of the App server or of a worker
         raise CamArgumentError(
-            "factory", f"factory '{factory}' of model '{name}' failed: {type(e).__name__}: {e}"
+            "factory", f"factory '{factory}' of model '{name}' failed: {_raised(e)}"
         ) from e
     model = from_object(made)
     model.name = name
     model.kwargs = {"factory": factory, "kwargs": kwargs}
     return model
+
+
+def _raised(error):
+    """An exception in words; a ``SystemExit`` says that the code called ``sys.exit``."""
+    if isinstance(error, SystemExit):
+        return f"SystemExit: it called sys.exit({error.code!r})"
+    return f"{type(error).__name__}: {error}"

@@ -10,22 +10,28 @@ the user setting anything.
 import fiftyone as fo
 
 from ..errors import CamArgumentError
+from ..scoring.names import DETECTION_SCORES, EMPTY, object_attribute
 from .record import list_cam_runs, run_config
-from .sidebar import group_name, run_groups
+from .sidebar import group_name, objects_group, run_groups
 
 
 def show_run(samples, run_key, fields=None):
     """Gives a run the plugin's look in the App: its fields in their own
     sidebar group, their scores declared as filters, the dataset's labels
-    coloured by value. The App's operator does this after every run; from
-    Python, call it once after :func:`cam_core.compute_cams`.
+    coloured by value. The App's operator does this after every run, and
+    the worker that completes a run's last shard after a run queued as jobs;
+    from Python, call it once after :func:`cam_core.compute_cams`.
 
-    The group holds the heatmap fields (and a detector run's objects); the
-    agreement values follow in a group named as their field
-    (``cam_agreement``), where the App shows each by its own name. A new
-    run's groups go after the other CAM runs' groups (or after ``labels``);
-    a run shown again keeps its place. Deleting or renaming the run updates
-    both.
+    The group holds the heatmap fields, then each one's ``empty`` flag
+    (``cam_gradcam_layer4.empty``: tick ``True`` to see the samples whose map
+    has no mass, which the App would draw like a weak one), then a detector
+    run's objects. The agreement values follow in a group named as their
+    field (``cam_agreement``), and a detector run's object scores in one
+    named as the path of its objects (``cam_detections.detections``): the App
+    shows each of those by its own name, which a narrow sidebar does not cut.
+    A new run's groups go after the other CAM runs' groups (or after
+    ``labels``); a run shown again keeps its place. Deleting or renaming the
+    run updates them.
 
     Args:
         samples: the run's dataset (or a view of it: its dataset is changed)
@@ -34,51 +40,56 @@ def show_run(samples, run_key, fields=None):
             all of the run's
     """
     dataset = samples._root_dataset
+    dataset.reload()  # the app config and schema as stored (a worker's copy may be old)
     config = run_config(dataset, run_key)
     fields = list(config.fields) if fields is None else list(fields)
     unknown = [f for f in fields if f not in config.fields]
     if unknown:
         raise CamArgumentError("fields", f"{', '.join(unknown)} are not fields of run '{run_key}'; its fields: {', '.join(config.fields)}")
-    agreement_field = config.agreement_field
-    if agreement_field not in dataset.get_field_schema():
-        agreement_field = None  # a run with one map per sample has no agreement
+    schema = dataset.get_field_schema()
+    agreement_field = config.agreement_field if config.agreement_field in schema else None  # one map: none
+    detections = config.detections_field if config.detections_field in schema else None
 
     # the maps' scores (target_label, peak, centroid_x, ...) and the agreement
     # values are stored as dynamic attributes: declared, they become sidebar filters
     parents = list(fields) + ([agreement_field] if agreement_field else [])
     dataset.add_dynamic_sample_fields(fields=parents)
-    paths = list(fields)
-    if config.detections_field and config.detections_field in dataset.get_field_schema():
-        paths.append(config.detections_field)  # a detector run's objects, their scores as label filters
-    agreement_paths = []
+    flat = dataset.get_field_schema(flat=True)
+    # each map's empty flag, so that maps with no mass can be told from weak ones
+    paths = list(fields) + [f"{f}.{EMPTY}" for f in fields if f"{f}.{EMPTY}" in flat]
+    if detections:
+        paths.append(detections)  # a detector run's objects, their scores as label filters
+    named = []  # groups named as a path, each entry titled by the rest of its path
     if agreement_field:
-        prefix = agreement_field + "."
-        agreement_paths = sorted(p for p in dataset.get_field_schema(flat=True) if p.startswith(prefix))
+        named.append((agreement_field, sorted(p for p in flat if p.startswith(agreement_field + "."))))
+    if detections:
+        scores = [object_attribute(run_key, f, s) for f in fields for s in DETECTION_SCORES]
+        group = objects_group(detections)
+        named.append((group, [f"{group}.{a}" for a in scores if f"{group}.{a}" in flat]))
+    taken = paths + [p for _, group_paths in named for p in group_paths]
 
-    config = dataset.app_config
-    groups = config.sidebar_groups or fo.DatasetAppConfig.default_sidebar_groups(dataset)
-    own = run_groups(run_key, agreement_field)
+    app = dataset.app_config
+    groups = app.sidebar_groups or fo.DatasetAppConfig.default_sidebar_groups(dataset)
+    own = run_groups(run_key, config)
     shown = [i for i, g in enumerate(groups) if g.name in own]
     groups = [g for g in groups if g.name not in own]
     for g in groups:
-        g.paths = [p for p in g.paths if p not in paths + agreement_paths]
+        g.paths = [p for p in g.paths if p not in taken]
     if shown:  # shown before: where it was
         at = shown[0]
     else:  # after "labels" and the other runs' groups
-        others = {n for key in list_cam_runs(dataset) for n in run_groups(key, run_config(dataset, key).agreement_field)}
+        others = {n for key in list_cam_runs(dataset) for n in run_groups(key, run_config(dataset, key))}
         at = len(groups)
         for i, g in enumerate(groups):
             if g.name == "labels" or g.name in others:
                 at = i + 1
     new = [fo.SidebarGroupDocument(name=group_name(run_key), paths=paths, expanded=True)]
-    if agreement_paths:
-        # a group named as the agreement field: the App shows each value by its
-        # own name ("methods_layer4"), not by its whole path, which the sidebar cuts
-        new.append(fo.SidebarGroupDocument(name=agreement_field, paths=agreement_paths, expanded=True))
+    new += [fo.SidebarGroupDocument(name=name, paths=group_paths, expanded=True) for name, group_paths in named
+            if group_paths]
     groups[at:at] = new
-    config.sidebar_groups = groups
+    app.sidebar_groups = groups
 
-    scheme = config.color_scheme or fo.ColorScheme()
+    scheme = app.color_scheme or fo.ColorScheme()
     scheme.color_by = "value"
-    config.color_scheme = scheme
+    app.color_scheme = scheme
     dataset.save()

@@ -8,6 +8,7 @@ from fiftyone import ViewField as F
 from ..errors import CamArgumentError
 from ..scoring.names import DETECTION_SCORES, object_attribute
 from .record import run_config
+from .results import explained_objects
 from .views import run_field
 
 logger = logging.getLogger(__name__)
@@ -88,14 +89,39 @@ def sort_objects_by_score(samples, run_key, score="inside", field=None, min_valu
     missing = samples.count(f"{detections}.detections") - samples.filter_labels(detections, keep).count(
         f"{detections}.detections")
     if missing:
-        logger.warning("sort_objects_by_score: %d object(s) have no %s and are left out: no output box matched "
-                       "them, or their map is empty", missing, score)
+        logger.warning("sort_objects_by_score: %s", _MISSING.format(n=missing, score=score))
     for bound, test in ((min_value, lambda v: F(attribute) >= v), (max_value, lambda v: F(attribute) <= v),
                         (min_confidence, lambda v: F("confidence") >= v), (label, lambda v: F("label") == str(v))):
         if bound is not None:
             keep &= test(bound)
     view = samples.filter_labels(detections, keep).to_patches(detections)
     view = view.sort_by([(f"{detections}.{attribute}", -1 if reverse else 1), ("_id", 1)])
+    if not len(view):
+        logger.warning("sort_objects_by_score: no patch: %s", why_no_patches(samples, run_key, score, field))
     if view_name:
         samples._root_dataset.save_view(view_name, view, description=f"objects of CAM run '{run_key}' by {score}")
     return view
+
+
+_MISSING = "{n} object(s) have no {score} and are left out: no output box matched them, or their map is empty"
+
+
+def why_no_patches(samples, run_key, score="inside", field=None):
+    """Why :func:`sort_objects_by_score` gives no patch, in words: the run
+    explains no object in ``samples`` (and why its samples were skipped),
+    its objects have no such score, or the bounds and filters left none."""
+    from ..skips import skipped_reasons
+    from .record import NOTHING_EXPLAINED
+    from .shards import run_status
+
+    config = detector_run(samples, run_key)
+    explained = explained_objects(samples, config)
+    if not explained:
+        skipped = skipped_reasons(run_status(samples, run_key).skipped)
+        why = "; ".join(f"{n} sample(s) skipped: {kind}" for kind, n in skipped.most_common())
+        return f"run '{run_key}' explains no object in these samples: {NOTHING_EXPLAINED}" + (f" ({why})" if why else "")
+    attribute = object_attribute(run_key, run_field(config, run_key, field), score)
+    detections = config.detections_field
+    if not samples.filter_labels(detections, F(attribute) != None).count(f"{detections}.detections"):  # noqa: E711
+        return _MISSING.format(n=explained, score=score)
+    return f"none of the run's {explained} explained object(s) is within the bounds and filters chosen"

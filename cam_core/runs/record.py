@@ -114,7 +114,7 @@ class CamRun(fors.Run):
             owner.remove_run_files(dataset._doc.id, owner.run_uid(dataset, key, create=False),
                                    self.config.output_dir, list(self.config.fields), paths)
         state.forget(dataset, key)
-        sidebar.forget_run(dataset, key, self.config.agreement_field)
+        sidebar.forget_run(dataset, key, self.config)
 
     def rename(self, samples, key, new_key):
         dataset = samples._root_dataset
@@ -141,27 +141,44 @@ class CamRunResults(fors.RunResults):
             :mod:`cam_core.skips`)
         fields: the run's Heatmap fields
         seconds: the run's duration
+        num_objects: a detector run: the objects its maps explain (matched
+            to a box of the detector); None for other runs (and for detector
+            runs recorded before objects were counted)
     """
 
     def __init__(self, samples, config, key, num_samples=0, num_skipped=0, skipped=None, fields=None,
-                 seconds=None, backend=None, **kwargs):
+                 seconds=None, num_objects=None, backend=None, **kwargs):
         super().__init__(samples, config, key, backend=backend, **kwargs)
         self.num_samples = num_samples
         self.num_skipped = num_skipped
         self.skipped = list(skipped or [])
         self.fields = list(fields or [])
         self.seconds = seconds
+        self.num_objects = num_objects
 
     def skipped_reasons(self):
         """The skipped samples counted by kind of reason: :func:`cam_core.skipped_reasons`."""
         return skipped_reasons(self)
 
+    def explains_nothing(self):
+        """Whether a detector run explained no object at all (its maps say nothing)."""
+        return self.num_objects == 0
+
     def summary(self):
-        """The run in words: how many samples got maps, how many were skipped and why."""
-        lines = [f"run '{self.key}': {self.num_samples} samples got {len(self.fields)} map(s) each; "
+        """The run in words: how many samples got maps (a detector run: how
+        many objects they explain), how many were skipped and why."""
+        objects = "" if self.num_objects is None else f", explaining {self.num_objects} object(s)"
+        lines = [f"run '{self.key}': {self.num_samples} samples got {len(self.fields)} map(s) each{objects}; "
                  f"{self.num_skipped} skipped"]
         lines += [f"  {n} skipped: {kind}" for kind, n in self.skipped_reasons().most_common()]
+        if self.explains_nothing():
+            lines.append(f"  {NOTHING_EXPLAINED}")
         return "\n".join(lines)
+
+
+# what a detector run that explains no object says
+NOTHING_EXPLAINED = ("no object was explained: no box of the detector scored at least the score threshold, or no "
+                     "ground-truth object matched a box; lower score_threshold or choose another target")
 
 
 for _cls in (CamRunConfig, CamRun, CamRunResults):

@@ -33,10 +33,22 @@ def save_results(dataset, run_key, done, fields=None):
     results = CamRunResults(
         dataset, config, run_key, num_samples=done.num_samples, num_skipped=done.num_skipped, skipped=done.skipped,
         fields=list(config.fields) if fields is None else fields, seconds=done.seconds,
+        num_objects=explained_objects(dataset, config),
     )
     dataset.save_run_results(run_key, results, overwrite=True)
-    logger.info("cam_core: %s", results.summary())
+    # a detector run that explains no object is said loudly
+    (logger.warning if results.explains_nothing() else logger.info)("cam_core: %s", results.summary())
     return results
+
+
+def explained_objects(samples, config):
+    """How many objects a run's maps explain (those matched to a box of the
+    detector, which have a confidence), over ``samples``; None for a run
+    that did not explain a detector."""
+    field = getattr(config, "detections_field", None)
+    if not field or field not in samples.get_field_schema():
+        return None if not field else 0
+    return samples.count(f"{field}.detections.confidence")
 
 
 def _run_doc(dataset, run_key):

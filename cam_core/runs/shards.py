@@ -106,20 +106,25 @@ def shard_state(doc):
 
 
 def aggregate(doc, run_key):
-    """The :class:`cam_core.runs.state.RunStatus` of a sharded run: the sum of its shards."""
+    """The :class:`cam_core.runs.state.RunStatus` of a sharded run: the sum of its shards.
+
+    Its state is the one that asks most of the user: ``interrupted`` while
+    any shard's worker is gone (resume the run), else ``failed`` while any
+    shard failed (resume it once the cause is fixed), else ``running``,
+    ``queued``, ``complete``. Its ``error`` names those shards and says what to do.
+    """
     docs = list(st._collection().find({"parent": doc["_id"]}))
     docs.sort(key=lambda d: d["shard"])
     states = [shard_state(d) for d in docs]
-    for candidate in (st.RUNNING, st.QUEUED, st.FAILED, st.INTERRUPTED):
+    for candidate in (st.INTERRUPTED, st.FAILED, st.RUNNING, st.QUEUED):
         if candidate in states:
             overall = candidate
             break
     else:
         overall = st.COMPLETE
     skipped = [s for d in docs for s in (d.get("skipped") or {}).values()]
-    errors = [f"shard {d['shard']}: {d['error']}" for d in docs if d.get("error")]
     return st.RunStatus(
-        run_key=run_key, state=overall, error="; ".join(errors) or None,
+        run_key=run_key, state=overall, error=_shard_errors(docs, states),
         num_samples=sum(int(d.get("num_samples", 0)) for d in docs), num_skipped=len(skipped), skipped=skipped,
         seconds=round(sum(float(d.get("seconds", 0.0)) for d in docs), 3), started=doc.get("started"),
         updated=max((d.get("heartbeat") for d in docs if d.get("heartbeat")), default=None),
@@ -128,6 +133,18 @@ def aggregate(doc, run_key):
                  "holder": f"{d['owner']['host']}:{d['owner']['pid']}" if d.get("owner") else None,
                  "op_id": d.get("op_id"), "error": d.get("error")} for d, s in zip(docs, states)],
     )
+
+
+def _shard_errors(docs, states):
+    """What went wrong with which shards, and what to do; None when nothing did."""
+    gone = [str(d["shard"]) for d, s in zip(docs, states) if s == st.INTERRUPTED]
+    errors = [f"shard {d['shard']}: {d['error']}" for d in docs if d.get("error")]
+    if gone:
+        errors.insert(0, f"shard{'s' if len(gone) > 1 else ''} {', '.join(gone)} of {len(docs)} interrupted: "
+                         f"{'their workers are' if len(gone) > 1 else 'its worker is'} gone; resume the run "
+                         f"(cam_core.resume_run, or the resume_cam_run operator) to queue "
+                         f"{'them' if len(gone) > 1 else 'it'} again")
+    return "; ".join(errors) or None
 
 
 def run_status(samples, run_key):

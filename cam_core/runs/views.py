@@ -6,7 +6,7 @@ from fiftyone import ViewField as F
 
 from ..errors import CamArgumentError
 from ..labels import check_classification_field
-from ..scoring.names import REGION_SCORES, SCORES
+from ..scoring.names import EMPTY, REGION_SCORES, SCORES
 from .record import run_config
 from .rescore import scored_name
 
@@ -155,18 +155,30 @@ def missing_scores(samples, run_key, score="mass_inside", field=None, scoring=No
 
     Returns:
         ``(count, reason)``: the samples without the map, or whose map has
-        no value for the score, and a sentence saying why such values are missing
+        no value for the score, and a sentence saying how many of them have
+        no map (skipped, or not computed), an empty map (no mass: nothing
+        explained) or no value for another reason (e.g. no object to score against)
     """
     config = run_config(samples, run_key)
     field = run_field(config, run_key, field)
     path = _path(field, score, scoring)
-    count = samples.match(F(path) == None).count()  # noqa: E711 (a MongoDB expression)
-    if score in REGION_SCORES:
-        opts = config.scorings.get(scoring) if scoring else {"gt_field": config.gt_field, "all_objects": config.all_objects}
-        whose = ("the sample has no object" if opts.get("all_objects") else
-                 "the sample has no object of the map's target class (score with all_objects=True to compare "
-                 "with every object whatever the prediction)")
-        reason = f"{score} is None where {whose} in '{opts.get('gt_field')}', or the map is empty"
-    else:
-        reason = f"{score} is None where the map is empty (all zeros) or the sample has no map"
-    return count, reason
+    lacking = samples.match(F(path) == None)  # noqa: E711 (a MongoDB expression)
+    count = lacking.count()
+    if not count:
+        return 0, f"every sample has a {score}"
+    no_map = lacking.match(F(field) == None).count()  # noqa: E711
+    empty = lacking.match(F(f"{field}.{EMPTY}") == True).count()  # noqa: E712
+    parts = [f"{no_map} have no map (skipped, or not computed)" if no_map else None,
+             f"{empty} have an empty map (no mass: it explains nothing)" if empty else None]
+    other = count - no_map - empty
+    if other:
+        if score in REGION_SCORES:
+            opts = config.scorings.get(scoring) if scoring else {"gt_field": config.gt_field,
+                                                                 "all_objects": config.all_objects}
+            whose = ("the sample has no object" if opts.get("all_objects") else
+                     "the sample has no object of the map's target class (score with all_objects=True to compare "
+                     "with every object whatever the prediction)")
+            parts.append(f"{other} have no {score}: {whose} in '{opts.get('gt_field')}'")
+        else:
+            parts.append(f"{other} have no {score}")
+    return count, "; ".join(p for p in parts if p)
