@@ -27,7 +27,8 @@ if importlib.util.find_spec("cam_core") is None and not any(
 ):
     sys.meta_path.append(_CamCoreFinder())
 
-from .operators import OPERATORS  # noqa: E402
+if __package__:  # pytest imports this file as a lone module when the checkout's folder is no package name
+    from .operators import OPERATORS  # noqa: E402
 
 
 def register(p):
