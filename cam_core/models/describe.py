@@ -73,6 +73,9 @@ def candidate_layers(model, transforms=None):
 def default_layers(model, transforms=None):
     """Suggested layers, found with one dry forward:
 
+    - the model's own suggestion, when its adapter made one
+      (:attr:`cam_core.CamModel.suggested_layers`, e.g. a YOLO's finest
+      feature map read by its head);
     - a CNN: its last stage (a segmenter: its backbone's last stage);
     - a ViT whose head reads a class token (ViT, DeiT), and Swin: the
       ``norm1`` of the last block (``blocks.11.norm1``);
@@ -90,6 +93,15 @@ def default_layers(model, transforms=None):
         a list of module paths
     """
     cam_model, probe = _probe(model, transforms)
+    return _suggested(cam_model, probe)
+
+
+def _suggested(cam_model, probe):
+    """The layers a model's adapter suggests (:attr:`cam_core.CamModel.suggested_layers`)
+    when they are all explainable, else the engine's suggestion from the dry forward."""
+    names = cam_model.suggested_layers
+    if names and all(n in probe.layers for n in names):
+        return list(names)
     return defaults.suggest_layers(probe, cam_model.module)
 
 
@@ -153,7 +165,7 @@ class ModelDescription:
             CamArgumentError: (``layers``) for no name, an unknown name (with
                 the closest valid ones) or a module with no spatial output
         """
-        return defaults.resolve_layers(self.probe, self.model.module, names)
+        return defaults.resolve_layers(self.probe, self.model.module, self.default_layers if names is None else names)
 
     def to_dict(self):
         """The description as JSON-ready built-in types (no module objects)."""
@@ -231,7 +243,7 @@ def describe_model(model, input_size=None, transforms=None, classes=None):
     return ModelDescription(
         model=cam_model,
         layers=list(probe.layers.values()),
-        default_layers=defaults.suggest_layers(probe, cam_model.module),
+        default_layers=_suggested(cam_model, probe),
         classes=cam_model.classes,
         num_outputs=_num_outputs(probe, cam_model),
         segmenter=probe.is_segmenter,
