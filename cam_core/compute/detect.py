@@ -6,7 +6,10 @@ Why a field of its own: the explained objects are the detector's predictions
 scores are the run's; writing them into a user's label field would change
 labels the run does not own (``delete_run`` removes the field, nothing else).
 Each copy of a ground-truth object records the ``gt_id`` of the original.
+An object a detector gave an instance mask keeps it (``mask``, over its box)
+and is scored against it too.
 """
+import math
 import numbers
 from types import SimpleNamespace
 
@@ -18,7 +21,7 @@ from ..engine.targets import TargetSpec, class_index, class_name
 from ..errors import CamArgumentError
 from ..labels import label_fields
 from ..scoring.boxes import object_scores
-from ..scoring.names import DETECTION_SCORES, TYPES, object_attribute
+from ..scoring.names import DETECTION_SCORES, MASK_SCORES, TYPES, object_attribute
 
 # a ground-truth object is matched to the output box of highest IoU above this (grad-cam's default)
 MATCH_IOU = 0.5
@@ -50,7 +53,7 @@ def settle(a, samples, description, methods, run_key, schema, owned):
         raise CamArgumentError("run_key", f"field '{field}' already exists and does not belong to run '{run_key}'")
     target = parse_target(a["target"], samples, description.model.classes, description.num_outputs)
     return dict(detector=True, detections_field=field, score_threshold=float(threshold), max_objects=count,
-                target=target)
+                target=target, object_masks=description.object_masks)
 
 
 def parse_target(target, samples, classes, num_outputs):
@@ -143,12 +146,26 @@ def add_objects(plan, placed, group, result, truth_ids=None):
     for r, it in enumerate(group):
         found = result.objects[r]
         boxes = [o.box for o in found]
-        scores = {f: object_scores(result.object_maps[k][r], boxes) for f, k in keys.items()}
+        masks = [o.mask for o in found] if plan.object_masks else None
+        scores = {f: object_scores(result.object_maps[k][r], boxes, masks) for f, k in keys.items()}
         placed.detections.append([
             {"box": image_box(it.frame, o.box), "label": o.label, "score": o.score,
              "gt_id": None if o.truth is None or truth_ids is None else truth_ids[r][o.truth],
-             "scores": {f: scores[f][i] for f in keys}}
+             "scores": {f: scores[f][i] for f in keys}, "mask": box_mask(it.frame, o.box, o.mask)}
             for i, o in enumerate(found)])
+
+
+def box_mask(frame, box, mask):
+    """An object's (H, W) input-pixel mask cut to its box clipped to the image
+    (as :func:`image_box` clips the box): a FiftyOne ``Detection.mask``, or None."""
+    if mask is None:
+        return None
+    lo = [-frame.offset[a] / frame.scale[a] for a in (0, 1)]  # the image's corners in input pixels
+    hi = [lo[0] + frame.width / frame.scale[0], lo[1] + frame.height / frame.scale[1]]
+    x1, y1 = (max(0, math.floor(max(box[a], lo[a]))) for a in (0, 1))
+    x2, y2 = (math.ceil(min(box[a + 2], hi[a])) for a in (0, 1))
+    crop = mask[y1:y2, x1:x2]
+    return crop.cpu().numpy() if crop.numel() else None
 
 
 def detections_label(plan, objects):
@@ -158,6 +175,8 @@ def detections_label(plan, objects):
         attrs = {object_attribute(plan.run_key, f, s): v for f, values in o["scores"].items() for s, v in values.items()}
         if o["gt_id"] is not None:
             attrs["gt_id"] = o["gt_id"]
+        if o.get("mask") is not None:
+            attrs["mask"] = o["mask"]
         dets.append(fo.Detection(label=class_name(plan.classes, o["label"]) if o["label"] >= 0 else None,
                                  bounding_box=o["box"], confidence=o["score"], **attrs))
     return fo.Detections(detections=dets)
@@ -165,7 +184,8 @@ def detections_label(plan, objects):
 
 def attribute_types(plan):
     """``{attribute: type}`` of the explained objects' attributes, for the schema."""
-    types = {object_attribute(plan.run_key, f, s): TYPES.get(s, float) for f in plan.fields for s in DETECTION_SCORES}
+    scores = DETECTION_SCORES + (MASK_SCORES if plan.object_masks else ())
+    types = {object_attribute(plan.run_key, f, s): TYPES.get(s, float) for f in plan.fields for s in scores}
     if plan.target.kind == "field":
         types["gt_id"] = str
     return types

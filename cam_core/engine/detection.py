@@ -5,7 +5,11 @@ The contract (torchvision's detectors follow it, and any module can): in eval
 mode, ``model(x)`` with ``x`` a (B, 3, H, W) float tensor returns a list of B
 mappings, each with ``"boxes"`` (N, 4) as (x1, y1, x2, y2) in the pixels of
 ``x``, ``"labels"`` (N,) integers and ``"scores"`` (N,), the scores
-differentiable with respect to the model's layers. A detector that resizes
+differentiable with respect to the model's layers; optionally ``"masks"``,
+each object's instance mask over ``x`` ((N, H, W) or (N, 1, H, W): booleans,
+or probabilities read as inside above 0.5, as torchvision's Mask R-CNN gives
+them), whose objects are then scored against their masks too
+(:func:`cam_core.scoring.boxes.object_scores`). A detector that resizes
 and pads its input inside (torchvision's ``model.transform``, a
 ``GeneralizedRCNNTransform``) is followed: its layers are grids over the
 resized, padded image, and :class:`InputGeometry` maps them back.
@@ -30,6 +34,8 @@ from ..errors import CamArgumentError
 from .fastmaps import _bilinear_matrix
 
 DETECTION_KEYS = ("boxes", "labels", "scores")
+# the optional entry of a detector's output mapping: per object its instance mask over the input
+MASKS = "masks"
 
 
 def is_detection_output(out):
@@ -55,6 +61,24 @@ def check_detection_output(out, batch):
             raise CamArgumentError(
                 "model", f"a detector's 'boxes' must be (N, 4) with N 'labels' and N 'scores'; got boxes "
                          f"{tuple(o['boxes'].shape)}, {len(o['labels'])} labels, {len(o['scores'])} scores")
+        masks = o.get(MASKS)
+        if masks is not None and (not isinstance(masks, torch.Tensor) or len(masks) != n
+                                  or masks.ndim not in (3, 4) or (masks.ndim == 4 and masks.shape[1] != 1)):
+            got = tuple(masks.shape) if isinstance(masks, torch.Tensor) else type(masks).__name__
+            raise CamArgumentError(
+                "model", f"a detector's 'masks' must be (N, H, W) or (N, 1, H, W) for its N boxes; got {got}")
+
+
+def detached(output):
+    """One image's output mapping, detached: its boxes, labels and scores, and
+    its masks as (N, H, W) booleans when it has them."""
+    out = {k: output[k].detach() for k in DETECTION_KEYS}
+    masks = output.get(MASKS)
+    if masks is not None:
+        masks = masks.detach()
+        masks = masks[:, 0] if masks.ndim == 4 else masks
+        out[MASKS] = masks if masks.dtype == torch.bool else masks > 0.5
+    return out
 
 
 @dataclass
@@ -69,6 +93,8 @@ class DetectedObject:
             output box matches it
         truth: the index of the ground-truth object it is, or None for a prediction
         target: its :class:`LabelledBoxTarget` (this box alone)
+        mask: its instance mask, a (H, W) bool tensor over the model input,
+            or None (a detector without masks, a ground-truth object)
     """
 
     box: tuple
@@ -76,6 +102,7 @@ class DetectedObject:
     score: float = None
     truth: int = None
     target: object = None
+    mask: object = None
 
 
 def box_target(box, label, iou_threshold):
@@ -123,7 +150,7 @@ def predicted_objects(output, threshold, max_objects, label=None, iou_threshold=
     best, best first; boxes of no area are left out.
 
     Args:
-        output: one image's detached output mapping
+        output: one image's detached output mapping (:func:`detached`)
     """
     scores = output["scores"].float()
     boxes = output["boxes"].float()
@@ -133,8 +160,10 @@ def predicted_objects(output, threshold, max_objects, label=None, iou_threshold=
         keep &= output["labels"] == label
     order = [int(i) for i in torch.argsort(scores, descending=True) if keep[i]][:max_objects]
     boxes, labels = output["boxes"].tolist(), output["labels"].tolist()
+    masks = output.get(MASKS)
     return [DetectedObject(tuple(boxes[i]), int(labels[i]), float(scores[i]), None,
-                           box_target(boxes[i], labels[i], iou_threshold)) for i in order]
+                           box_target(boxes[i], labels[i], iou_threshold), None if masks is None else masks[i])
+            for i in order]
 
 
 def truth_objects(output, boxes, labels, iou_threshold):
