@@ -54,6 +54,7 @@ from .runs.usage import saved_views_using, serialized_stages, uses_fields
 from .runs.views import check_sort_args, map_scores, missing_scores, sort_by_score
 from .scoring.names import DETECTION_SCORES, SCORES
 from .skips import skipped_reasons
+from .scoring.names import MASK_SCORES
 
 __version__ = "0.1.0"
 
@@ -125,4 +126,5 @@ __all__ = [
     "serialized_stages",
     "SCORES",
     "DETECTION_SCORES",
+    "MASK_SCORES",
 ]

@@ -1,5 +1,7 @@
 """What a family's adapter can tell the engine beyond a module: its suggested
-layers (CamModel.suggested_layers), and a detector's instance masks."""
+layers (CamModel.suggested_layers), a detector's instance masks, and the
+matching of stored boxes (clipped to the image) to a detector's boxes."""
+import pytest
 import torch
 import torchvision
 
@@ -68,3 +70,24 @@ def test_detached_masks_and_their_crop_in_the_image():
     crop = box_mask(frame, objects[0].box, objects[0].mask)
     assert crop.shape == (2, 3) and crop.all()
     assert box_mask(frame, objects[0].box, None) is None
+
+
+def test_stored_boxes_clipped_to_the_image_match_their_output_box():
+    from cam_core.compute.detect import image_region, input_box
+    from cam_core.engine.detection import truth_objects
+    from cam_core.media.geometry import Frame
+
+    # a 200x100 image letterboxed into a 64x64 input: 0.32 px per image px, 16 px of padding on top and bottom
+    frame = Frame(200, 100, [200 / 64, 100 / 32], [0.0, -16 * 100 / 32])
+    assert image_region(frame) == (0.0, 16.0, 64.0, 48.0)
+    scores = torch.tensor([0.9], requires_grad=True)
+    output = {"boxes": torch.tensor([[32.0, 0.0, 64.0, 32.0]]), "labels": torch.tensor([3]), "scores": scores}
+    stored = [0.5, 0.0, 0.5, 0.5]  # the output box as a predictor stores it: clipped to the image
+    box = input_box(frame, stored)
+    assert box == (32.0, 16.0, 64.0, 32.0)  # IoU 0.5 with the unclipped box: no match without the region
+    [unmatched] = truth_objects({k: v.detach() for k, v in output.items()}, [box], [3], 0.5)
+    assert unmatched.score is None and not unmatched.target(output).requires_grad
+    [matched] = truth_objects({k: v.detach() for k, v in output.items()}, [box], [3], 0.5, image_region(frame))
+    assert matched.score == pytest.approx(0.9)
+    loss = matched.target(output)
+    assert float(loss) == pytest.approx(1.9) and loss.requires_grad  # IoU 1 + its score

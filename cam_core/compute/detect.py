@@ -108,13 +108,14 @@ def chooser(plan, group, sample_ids):
         for it, dets in zip(group, truth):
             objs = list(dets.detections) if dets is not None else []
             per_image.append(([input_box(it.frame, d.bounding_box) for d in objs],
-                              [names.get(str(d.label)) for d in objs], [d.id for d in objs]))
+                              [names.get(str(d.label)) for d in objs], [d.id for d in objs], image_region(it.frame)))
 
         def choose(outputs):
-            return [truth_objects(o, boxes, labels, MATCH_IOU)[: plan.max_objects]
-                    for o, (boxes, labels, _) in zip(outputs, per_image)]
+            # stored boxes are clipped to the image: so are the output boxes they are matched to
+            return [truth_objects(o, boxes, labels, MATCH_IOU, region)[: plan.max_objects]
+                    for o, (boxes, labels, _, region) in zip(outputs, per_image)]
 
-        choose.truth_ids = [ids for _, _, ids in per_image]
+        choose.truth_ids = [ids for _, _, ids, _ in per_image]
         return choose
     label = spec.class_index if spec.kind == "class" else None
 
@@ -155,13 +156,19 @@ def add_objects(plan, placed, group, result, truth_ids=None):
             for i, o in enumerate(found)])
 
 
+def image_region(frame):
+    """The image's (x1, y1, x2, y2) in model-input pixels (beyond the input where a crop cut it)."""
+    x1, y1 = (-frame.offset[a] / frame.scale[a] for a in (0, 1))
+    return (x1, y1, x1 + frame.width / frame.scale[0], y1 + frame.height / frame.scale[1])
+
+
 def box_mask(frame, box, mask):
     """An object's (H, W) input-pixel mask cut to its box clipped to the image
     (as :func:`image_box` clips the box): a FiftyOne ``Detection.mask``, or None."""
     if mask is None:
         return None
-    lo = [-frame.offset[a] / frame.scale[a] for a in (0, 1)]  # the image's corners in input pixels
-    hi = [lo[0] + frame.width / frame.scale[0], lo[1] + frame.height / frame.scale[1]]
+    region = image_region(frame)
+    lo, hi = region[:2], region[2:]
     x1, y1 = (max(0, math.floor(max(box[a], lo[a]))) for a in (0, 1))
     x2, y2 = (math.ceil(min(box[a + 2], hi[a])) for a in (0, 1))
     crop = mask[y1:y2, x1:x2]
