@@ -37,7 +37,8 @@ class ComputeCams(foo.Operator):
         The keyword arguments are those of :func:`cam_core.compute_cams`
         (``layers``, ``methods``, ``target``, ``run_key``, ``overwrite``, ...;
         read from its signature: see :func:`operators.params.params_from_args`), except that ``model``
-        is a name (``"torchvision:resnet50"``, ``"timm:<name>"``, a FiftyOne
+        is a name (``"torchvision:resnet50"``, ``"timm:<name>"``,
+        ``"ultralytics:yolov8n.pt"``, a FiftyOne
         zoo model, or a registered name) and ``pretrained=False`` gives a
         library model random weights.
 
@@ -176,7 +177,7 @@ class _Job:
 
         p = self.ctx.params
         source, name = p["model_source"], p["model"]
-        if source in ("torchvision", "timm") and not p.get("pretrained", True):
+        if models.random_weights(source, name, p.get("pretrained", True)):
             raise ValueError("split into jobs: random weights would differ in every worker; register a factory "
                              "that seeds them, or use pretrained weights")
         if self.kwargs["skip_existing"]:
@@ -239,7 +240,7 @@ def _immediate(ctx):
     batch), then reloads the dataset and says what happened: a toast, and the
     summary in the App's output dialog, which stays until closed."""
     source, name = ctx.params.get("model_source"), ctx.params.get("model")
-    name = f"{source}:{name}" if source in ("torchvision", "timm") else name
+    name = f"{source}:{name}" if source in models.LIBRARIES else name
 
     def work(reporter):
         job = _Job(ctx)  # loads and probes the model (once per process)
