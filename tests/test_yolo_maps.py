@@ -124,3 +124,44 @@ def test_classifier_maps_equal_gradcam_on_its_logits():
     expected = grad_cam(GradCAM, Decoded(task, index=1), layer.module, x, targets)
     np.testing.assert_allclose(res.maps[("gradcam", layer.name)].numpy(), expected, atol=2e-5)
     assert expected.max() > 0.5
+
+
+def test_end_to_end_heads_explain_their_own_rows():
+    # YOLO26 / YOLOv10 with their one-to-one head: no NMS, the head's own top-k rows (box, score, class);
+    # a row's score is its class score gathered at its anchor, differentiable
+    from ultralytics import YOLO
+    from ultralytics.utils.nms import non_max_suppression
+
+    torch.manual_seed(3)
+    yolo = YOLO("yolo26n.yaml")
+    yolo.overrides["imgsz"] = yolo.model.args["imgsz"] = 64
+    yolo.model.end2end = True  # as an end-to-end model predicts
+    x = ym._calibrate(yolo.model, 64, 3)
+    head = yolo.model.model[-1]
+    for branch in head.one2one_cv3:
+        ym._unit_logits(yolo.model, branch[-1], x)
+    assert head.reg_max == 1  # no distribution: each side's distance is the conv's output, in cells
+    with torch.no_grad():
+        for branch in head.one2one_cv2:  # boxes one cell from their anchor (random ones can be inverted)
+            branch[-1].weight.zero_()
+            branch[-1].bias.fill_(1.0)
+    x = x[-2:]  # two noise images its class logits were scaled on (unsaturated scores, no ties)
+    d = cam_core.describe_model(yolo)
+    [layer] = d.resolve_layers(None)
+    res = DetectorEngine(d.model.module, [layer], ["gradcam"]).explain(
+        x, lambda outs: [predicted_objects(o, 0.0, 2) for o in outs])
+    reference = Decoded(yolo.model)
+    with torch.no_grad():
+        y = reference.eval()(x)  # (B, k, 6): x1, y1, x2, y2, score, class per row
+    rows, kept = non_max_suppression(y, 0.0, end2end=True, return_idxs=True)
+    peaks = []
+    for k in range(2):
+        for b in range(2):
+            assert res.objects[b][k].label == int(rows[b][k, 5])
+            assert res.objects[b][k].score == pytest.approx(float(rows[b][k, 4]))
+        targets = [lambda out, r=int(kept[b][k]): out[r, 4] for b in range(2)]
+        expected = grad_cam(GradCAM, reference, layer.module, x, targets)
+        got = torch.stack([res.object_maps[("gradcam", layer.name)][b][k] for b in range(2)]).numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-5)
+        peaks.append(expected.max())
+    assert max(peaks) > 0.5  # real maps
