@@ -56,10 +56,11 @@ def timed(fn, device):
     return time.perf_counter() - t
 
 
-def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", default="fasterrcnn_mobilenet_v3_large_fpn")
-    p.add_argument("--size", type=int, default=320)
+def arguments(doc, model_option, size):
+    """The benchmark's arguments (``model_option``: ``(flag, default)``), parsed; torch's threads set, warnings off."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument(model_option[0], default=model_option[1])
+    p.add_argument("--size", type=int, default=size)
     p.add_argument("--images", type=int, default=4)
     p.add_argument("--objects", type=int, default=5, help="objects explained per image")
     p.add_argument("--batch", type=int, default=2)
@@ -69,6 +70,11 @@ def main():
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
+    return args
+
+
+def main():
+    args = arguments(__doc__, ("--model", "fasterrcnn_mobilenet_v3_large_fpn"), 320)
 
     from pytorch_grad_cam import GradCAM
 
@@ -110,37 +116,57 @@ def main():
     cams = []  # created for its own side only: its hooks stay on the layer until released
 
     def gradcam(x, first_only=False):
-        if not cams:
-            cams.append(GradCAM(model, [layer.module]))
         with torch.no_grad():
             objects = choose([{n: o[n].detach() for n in ("boxes", "labels", "scores")} for o in model(x)])
-        for b, objs in enumerate(objects):
-            for obj in objs[:1] if first_only else objs:
-                cams[0](x[b:b + 1], targets=[obj.target])
-                if first_only:
-                    return
+        call_per_object(cams, lambda: GradCAM(model, [layer.module]), x, [[o.target for o in objs] for objs in objects],
+                        first_only)
 
+    results = measure((("floor", floor, floor), ("ours", ours, ours),
+                       ("grad-cam", gradcam, lambda x: gradcam(x, first_only=True))), batches, args.repeats, device, cams)
+    report(results, args, device, f"{args.model}, {args.size}x{args.size}, layer {layer.name} {tuple(layer.shape[1:])}, "
+                                  f"{args.images} images in batches of {args.batch}, {k} objects per image, "
+                                  f"{args.repeats} repeats", "object")
+
+
+def call_per_object(cams, make_cam, x, targets, first_only=False):
+    """grad-cam's own loop: one call (a forward and a backward) per image and per target of it
+    (``targets``: per image a list), on one grad-cam object made once and kept in ``cams``;
+    ``first_only``: the first call alone (a warm-up)."""
+    if not cams:
+        cams.append(make_cam())
+    for b, objs in enumerate(targets):
+        for target in objs[:1] if first_only else objs:
+            cams[0](x[b:b + 1], targets=[target])
+            if first_only:
+                return
+
+
+def measure(sides, batches, repeats, device, cams):
+    """``{name: median seconds per batch}`` of each ``(name, fn, warm_up)`` side, warmed up on the first
+    batch; then the grad-cam objects the sides created (``cams``) release their hooks."""
     results = {}
     try:
-        for name, fn, warm in (("floor", floor, floor), ("ours", ours, ours),
-                               ("grad-cam", gradcam, lambda x: gradcam(x, first_only=True))):
+        for name, fn, warm in sides:
             warm(batches[0])
-            times = [timed(lambda: fn(x), device) for _ in range(args.repeats) for x in batches]
+            times = [timed(lambda: fn(x), device) for _ in range(repeats) for x in batches]
             results[name] = statistics.median(times)
     finally:
         for cam in cams:
             cam.activations_and_grads.release()
+    return results
 
-    per_batch_objects = args.batch * k
+
+def report(results, args, device, setting, unit):
+    """Prints the sides' seconds per batch and per ``unit`` (the first side is the floor, the second ours)."""
     dev = torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu"
     print(f"torch {torch.__version__}, device {dev}, {os.cpu_count()} CPUs ({args.threads} torch threads)")
-    print(f"{args.model}, {args.size}x{args.size}, layer {layer.name} {tuple(layer.shape[1:])}, "
-          f"{args.images} images in batches of {args.batch}, {k} objects per image, {args.repeats} repeats")
-    print(f"{'':10} {'s / batch':>10} {'s / object':>11}")
+    print(setting)
+    print(f"{'':10} {'s / batch':>10} {'s / ' + unit:>11}")
     for name, t in results.items():
-        print(f"{name:10} {t:10.3f} {t / per_batch_objects:11.4f}")
-    print(f"ours / floor    = {results['ours'] / results['floor']:.2f}")
-    print(f"grad-cam / ours = {results['grad-cam'] / results['ours']:.2f}")
+        print(f"{name:10} {t:10.3f} {t / (args.batch * args.objects):11.4f}")
+    (floor, base), (ours, t_ours), (other, t_other) = results.items()
+    print(f"{ours} / {floor} = {t_ours / base:.2f}")
+    print(f"{other} / {ours} = {t_other / t_ours:.2f}")
 
 
 if __name__ == "__main__":

@@ -57,6 +57,7 @@ from .skips import skipped_reasons
 from .models.kwargs import parse_kwargs
 from .compute.queued import check_splittable
 from .runs.objects import why_no_patches
+from .scoring.names import MASK_SCORES
 
 __version__ = "0.1.0"
 
@@ -133,4 +134,5 @@ __all__ = [
     "OrphanedMaps",
     "check_splittable",
     "why_no_patches",
+    "MASK_SCORES",
 ]

@@ -37,7 +37,8 @@ class ComputeCams(foo.Operator):
         The keyword arguments are those of :func:`cam_core.compute_cams`
         (``layers``, ``methods``, ``target``, ``run_key``, ``overwrite``, ...;
         read from its signature: see :func:`operators.params.params_from_args`), except that ``model``
-        is a name (``"torchvision:resnet50"``, ``"timm:<name>"``, a FiftyOne
+        is a name (``"torchvision:resnet50"``, ``"timm:<name>"``,
+        ``"ultralytics:yolov8n.pt"``, a FiftyOne
         zoo model, or a registered name) and ``pretrained=False`` gives a
         library model random weights.
 

@@ -7,6 +7,8 @@ A model is named by a source and a name:
   with :func:`cam_core.register_model` in this process;
 - ``torchvision`` / ``timm``: a library model, with pretrained weights or
   random ones (``pretrained=False``, which needs no download);
+- ``ultralytics``: an Ultralytics YOLO name (``yolov8n.pt``: its weights,
+  downloaded; ``yolov8n.yaml``: built offline with random weights);
 - ``zoo``: a FiftyOne zoo model (a ``TorchImageModel``).
 
 Dynamic forms are resolved again at every change, so loaded models and
@@ -22,12 +24,17 @@ SOURCES = {
     "registered": "Registered",
     "torchvision": "torchvision",
     "timm": "timm",
+    "ultralytics": "Ultralytics YOLO",
     "zoo": "FiftyOne zoo",
 }
+# sources whose models are named "<source>:<name>" (cam_core.load_model)
+LIBRARIES = ("torchvision", "timm", "ultralytics")
 # what the form says each library source offers
 DESCRIPTIONS = {
     "torchvision": "torchvision.models: classifiers, segmenters and detectors",
     "timm": "timm.create_model names",
+    "ultralytics": "YOLO detection, segmentation, classification, pose and OBB models: a .pt name downloads its "
+                   "weights, a .yaml name builds the model with random weights (nothing to download)",
     "zoo": "FiftyOne zoo models for classification, segmentation or detection (Torch; torchvision detectors)",
 }
 # what the form's target inputs say, per model kind (ModelDescription.kind)
@@ -84,8 +91,8 @@ class ModelFacts:
 def parse_model(model):
     """Splits what a Python user passes as ``model`` into ``(source, name)``.
 
-    ``"torchvision:resnet50"`` and ``"timm:deit_tiny_patch16_224"`` name
-    library models; a registered name is ``registered``; anything else is
+    ``"torchvision:resnet50"``, ``"timm:deit_tiny_patch16_224"`` and
+    ``"ultralytics:yolov8n.pt"`` name library models; a registered name is ``registered``; anything else is
     taken as a FiftyOne zoo model name.
     """
     if not isinstance(model, str) or not model:
@@ -95,7 +102,7 @@ def parse_model(model):
             f"factory for it (register_cam_model) or call cam_core.compute_cams directly"
         )
     lib, sep, name = model.partition(":")
-    if sep and lib in ("torchvision", "timm"):
+    if sep and lib in LIBRARIES:
         return lib, name
     if model in registered_names():
         return "registered", model
@@ -125,6 +132,8 @@ def model_choices(source):
         import timm
 
         return timm.list_models()
+    if source == "ultralytics":
+        return ultralytics_names()
     if source == "zoo":
         import fiftyone.zoo as foz
 
@@ -137,6 +146,37 @@ def model_choices(source):
                 pass
         return sorted(names)
     raise ValueError(f"unknown model source {source!r}; choose one of {', '.join(SOURCES)}")
+
+
+def ultralytics_names():
+    """The YOLO names offered: ultralytics' released weights of the
+    detection, segmentation, classification, pose and OBB models it
+    explains (``yolov8n.pt``, ...), and the model yamls it ships for them
+    (``yolov8n.yaml``: random weights, built offline)."""
+    import importlib.util
+    import pathlib
+    import re
+
+    from ultralytics.utils.downloads import GITHUB_ASSETS_NAMES
+
+    released = [n for n in GITHUB_ASSETS_NAMES if re.fullmatch(
+        r"yolo(v5\w+u|v8[nsmlx]|v9[tsmce]|v10[nsmblx]|11[nsmlx]|12[nsmlx]|26[nsmlx])(-seg|-cls|-pose|-obb|-oiv7)?\.pt", n)]
+    folder = pathlib.Path(importlib.util.find_spec("ultralytics").origin).parent / "cfg" / "models"
+    shipped = {p.name for p in folder.rglob("*.yaml")}
+    yamls = []
+    for name in released:
+        yaml = name[:-3].replace("-oiv7", "") + ".yaml"
+        # ultralytics reads "yolov8n-seg.yaml" as the scale "n" of "yolov8-seg.yaml"
+        if yaml in shipped or re.sub(r"(\d+)([nslmxbtce])(.+)?$", r"\1\3", yaml[:-5]) + ".yaml" in shipped:
+            yamls.append(yaml)
+    return sorted(set(released) | set(yamls))
+
+
+def random_weights(source, name, pretrained=True):
+    """Whether a model is built with random weights (different in every process unless seeded)."""
+    if source == "ultralytics":
+        return name.endswith((".yaml", ".yml"))
+    return source in ("torchvision", "timm") and not pretrained
 
 
 def _torchvision_detector(name):
@@ -209,7 +249,7 @@ def _load(source, name, pretrained):
         if name in cam_core.registered_factories():
             return cam_core.build_factory(name)
         return cam_core.load_model(name)
-    if source in ("torchvision", "timm") and not pretrained:
+    if random_weights(source, name, pretrained):
         import torch
 
         # random weights, the same in every process (App server starts, workers),
@@ -218,11 +258,15 @@ def _load(source, name, pretrained):
             torch.manual_seed(RANDOM_WEIGHTS_SEED)
             if source == "torchvision":
                 return cam_core.load_model(f"torchvision:{name}", weights=None)
+            if source == "ultralytics":
+                return cam_core.load_model(f"ultralytics:{name}")
             return cam_core.load_model(f"timm:{name}", pretrained=False)
     if source == "torchvision":
         return cam_core.load_model(f"torchvision:{name}")
     if source == "timm":
         return cam_core.load_model(f"timm:{name}", pretrained=True)
+    if source == "ultralytics":
+        return cam_core.load_model(f"ultralytics:{name}")  # its weights: found locally or downloaded
     if source == "zoo":
         return cam_core.load_model(name)
     raise ValueError(f"unknown model source {source!r}; choose one of {', '.join(SOURCES)}")
@@ -241,7 +285,7 @@ def probe(model):
 
 
 def _load_error(source, name, pretrained, error):
-    what = f"{source}:{name}" if source in ("torchvision", "timm") else name
+    what = f"{source}:{name}" if source in LIBRARIES else name
     message = f"cannot load model '{what}': {error}"
     if source in ("torchvision", "timm") and pretrained:
         message += ". Pretrained weights are downloaded; untick 'Pretrained weights' to use random ones"

@@ -91,7 +91,7 @@ def model_name(params):
     :func:`cam_core.queue_cams` take it, from the form's ``model_source`` and
     ``model`` (``"torchvision:resnet18"``, a registered or zoo name)."""
     source, name = params.get("model_source"), params.get("model")
-    return f"{source}:{name}" if source in ("torchvision", "timm") else name
+    return f"{source}:{name}" if source in models.LIBRARIES else name
 
 
 def compute_kwargs(params, facts):

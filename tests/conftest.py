@@ -17,6 +17,9 @@ os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", os.path.join(_home, "datas
 os.environ["FIFTYONE_DO_NOT_TRACK"] = "true"
 os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
 os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
+# ultralytics (the yolo extra): no download attempts, its settings file under the temp folder, not the home's
+os.environ["YOLO_OFFLINE"] = "1"
+os.environ["YOLO_CONFIG_DIR"] = os.path.join(_home, "ultralytics")
 # the modules the tests register model factories from, allowed here and in
 # every process the tests start (App server, delegated workers inherit it);
 # no_such_module is allowed so that an unimportable factory reaches the import

@@ -83,3 +83,30 @@ def test_transparency_composited_on_white(image_dir):
 def test_bad_files_raise_a_clear_error(image_dir, name, message):
     with pytest.raises(ImageReadError, match=message):
         load_rgb(image_dir[name])
+
+
+class _ShiftHalve:
+    """A step the engine cannot know by name: halves the image, then pads 3 px on the left and 1 on top
+    (as much as its input's width is odd: a change that depends on the image)."""
+
+    def __call__(self, img):
+        w, h = img.size
+        pad = 3 + w % 2
+        out = Image.new("RGB", (w // 2 + pad, h // 2 + 1))
+        out.paste(img.resize((w // 2, h // 2)), (pad, 1))
+        return out
+
+    def frame_change(self, size):
+        w, h = size
+        sx, sy = w / (w // 2), h / (h // 2)
+        return (sx, sy), (-(3 + w % 2) * sx, -1 * sy)
+
+
+@pytest.mark.parametrize("width", [200, 201])
+def test_a_step_says_how_it_moves_the_frame(width):
+    _, f = frame_of(T.Compose([T.Resize((100, width)), _ShiftHalve(), T.ToTensor()]), (2 * width, 200))
+    sx = width / (width // 2)
+    assert f.scale == pytest.approx([2 * sx, 4.0]) and f.assumed is None
+    assert f.offset == pytest.approx([-(3 + width % 2) * 2 * sx, -4.0])
+    placed = f.place(np.ones((51, width // 2 + 3 + width % 2)))  # the padding is cut off, the image kept whole
+    assert placed.shape == (50, width // 2) and placed.all()

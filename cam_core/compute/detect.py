@@ -6,7 +6,10 @@ Why a field of its own: the explained objects are the detector's predictions
 scores are the run's; writing them into a user's label field would change
 labels the run does not own (``delete_run`` removes the field, nothing else).
 Each copy of a ground-truth object records the ``gt_id`` of the original.
+An object a detector gave an instance mask keeps it (``mask``, over its box)
+and is scored against it too.
 """
+import math
 import numbers
 from types import SimpleNamespace
 
@@ -20,7 +23,7 @@ from ..engine.targets import TargetSpec, class_index, class_name
 from ..errors import CamArgumentError
 from ..labels import label_fields
 from ..scoring.boxes import object_scores
-from ..scoring.names import DETECTION_SCORES, TYPES, object_attribute
+from ..scoring.names import DETECTION_SCORES, MASK_SCORES, TYPES, object_attribute
 from ..skips import no_object, not_finite
 
 # a ground-truth object is matched to the output box of highest IoU above this (grad-cam's default)
@@ -53,7 +56,7 @@ def settle(a, samples, description, methods, run_key, schema, owned):
         raise CamArgumentError("run_key", f"field '{field}' already exists and does not belong to run '{run_key}'")
     target = parse_target(a["target"], samples, description.model.classes, description.num_outputs)
     return dict(detector=True, detections_field=field, score_threshold=float(threshold), max_objects=count,
-                target=target)
+                target=target, object_masks=description.object_masks)
 
 
 def parse_target(target, samples, classes, num_outputs):
@@ -108,14 +111,15 @@ def chooser(plan, group, sample_ids):
         for it, dets in zip(group, truth):
             objs = list(dets.detections) if dets is not None else []
             per_image.append(([input_box(it.frame, d.bounding_box) for d in objs],
-                              [names.get(str(d.label)) for d in objs], [d.id for d in objs]))
+                              [names.get(str(d.label)) for d in objs], [d.id for d in objs], image_region(it.frame)))
 
         def choose(outputs):
             choose.not_finite = [_not_finite(o) for o in outputs]
-            return [truth_objects(o, boxes, labels, MATCH_IOU)[: plan.max_objects]
-                    for o, (boxes, labels, _) in zip(outputs, per_image)]
+            # stored boxes are clipped to the image: so are the output boxes they are matched to
+            return [truth_objects(o, boxes, labels, MATCH_IOU, region)[: plan.max_objects]
+                    for o, (boxes, labels, _, region) in zip(outputs, per_image)]
 
-        choose.truth_ids = [ids for _, _, ids in per_image]
+        choose.truth_ids = [ids for _, _, ids, _ in per_image]
         return choose
     label = spec.class_index if spec.kind == "class" else None
 
@@ -187,12 +191,32 @@ def add_objects(plan, placed, group, result, truth_ids=None):
     for r, it in enumerate(group):
         found = result.objects[r]
         boxes = [o.box for o in found]
-        scores = {f: object_scores(result.object_maps[k][r], boxes) for f, k in keys.items()}
+        masks = [o.mask for o in found] if plan.object_masks else None
+        scores = {f: object_scores(result.object_maps[k][r], boxes, masks) for f, k in keys.items()}
         placed.detections.append([
             {"box": image_box(it.frame, o.box), "label": o.label, "score": o.score,
              "gt_id": None if o.truth is None or truth_ids is None else truth_ids[r][o.truth],
-             "scores": {f: scores[f][i] for f in keys}}
+             "scores": {f: scores[f][i] for f in keys}, "mask": box_mask(it.frame, o.box, o.mask)}
             for i, o in enumerate(found)])
+
+
+def image_region(frame):
+    """The image's (x1, y1, x2, y2) in model-input pixels (beyond the input where a crop cut it)."""
+    x1, y1 = (-frame.offset[a] / frame.scale[a] for a in (0, 1))
+    return (x1, y1, x1 + frame.width / frame.scale[0], y1 + frame.height / frame.scale[1])
+
+
+def box_mask(frame, box, mask):
+    """An object's (H, W) input-pixel mask cut to its box clipped to the image
+    (as :func:`image_box` clips the box): a FiftyOne ``Detection.mask``, or None."""
+    if mask is None:
+        return None
+    region = image_region(frame)
+    lo, hi = region[:2], region[2:]
+    x1, y1 = (max(0, math.floor(max(box[a], lo[a]))) for a in (0, 1))
+    x2, y2 = (math.ceil(min(box[a + 2], hi[a])) for a in (0, 1))
+    crop = mask[y1:y2, x1:x2]
+    return crop.cpu().numpy() if crop.numel() else None
 
 
 def detections_label(plan, objects):
@@ -202,6 +226,8 @@ def detections_label(plan, objects):
         attrs = {object_attribute(plan.run_key, f, s): v for f, values in o["scores"].items() for s, v in values.items()}
         if o["gt_id"] is not None:
             attrs["gt_id"] = o["gt_id"]
+        if o.get("mask") is not None:
+            attrs["mask"] = o["mask"]
         dets.append(fo.Detection(label=class_name(plan.classes, o["label"]) if o["label"] >= 0 else None,
                                  bounding_box=o["box"], confidence=o["score"], **attrs))
     return fo.Detections(detections=dets)
@@ -209,7 +235,8 @@ def detections_label(plan, objects):
 
 def attribute_types(plan):
     """``{attribute: type}`` of the explained objects' attributes, for the schema."""
-    types = {object_attribute(plan.run_key, f, s): TYPES.get(s, float) for f in plan.fields for s in DETECTION_SCORES}
+    scores = DETECTION_SCORES + (MASK_SCORES if plan.object_masks else ())
+    types = {object_attribute(plan.run_key, f, s): TYPES.get(s, float) for f in plan.fields for s in scores}
     if plan.target.kind == "field":
         types["gt_id"] = str
     return types

@@ -75,7 +75,8 @@ class Plan:
         detector: whether the model is a detector; then ``detections_field``
             holds the explained objects, the predictions of score at least
             ``score_threshold`` (at most ``max_objects`` per image) or the
-            ground truth's (``target`` ``"field"``)
+            ground truth's (``target`` ``"field"``); ``object_masks``: whether
+            it gives instance masks (its objects are scored against them)
     """
 
     samples: object
@@ -111,6 +112,7 @@ class Plan:
     detections_field: str = None
     score_threshold: float = None
     max_objects: int = None
+    object_masks: bool = False
 
     def all_fields(self):
         """The Heatmap fields, then the agreement and detections fields if there are."""

@@ -11,6 +11,7 @@ import os
 
 from ..errors import CamArgumentError, CamArgumentTypeError
 from ..media.mapfiles import check_output_dir, default_output_dir
+from ..models import adapters
 from ..models.registry import check_shareable, is_factory
 
 # keywords of compute_cams that a queued run never stores (objects, or what queue_cams settles itself)
@@ -44,7 +45,7 @@ def check_splittable(model):
     if is_factory(model):
         return
     source, sep, _ = model.partition(":")
-    what = f"the {source} model '{model}'" if sep and source in _LIBRARIES else f"'{model}' (a zoo model or no registered name)"
+    what = f"the {source} model '{model}'" if sep and source in _LIBRARIES + adapters.prefixes() else f"'{model}' (a zoo model or no registered name)"
     raise CamArgumentError(
         "model",
         f"{what} cannot be split into jobs: every worker would build it itself, downloading its pretrained weights "

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 
 from ..errors import CamArgumentError
-from .detection import InputGeometry, check_detection_output
+from .detection import InputGeometry, check_detection_output, detached
 from .fastmaps import RAW_MAPS, LayerGrids, _min_max
 from .methods import METHODS
 from .state import preserved_state
@@ -96,7 +96,8 @@ class DetectorEngine:
                 inside (:func:`cam_core.engine.detection.resizes_inside`) a list
                 of (3, H, W) tensors of any sizes
             choose: ``f(outputs) -> per image a list of DetectedObject``, given
-                the detached output mappings
+                the detached output mappings (boxes, labels, scores, and
+                masks when the detector gives them)
 
         Returns:
             a :class:`DetectionResult`
@@ -124,7 +125,7 @@ class DetectorEngine:
             for h in handles:
                 h.remove()
         check_detection_output(out, b)
-        objects = choose([{k: o[k].detach() for k in ("boxes", "labels", "scores")} for o in out])
+        objects = choose([detached(o) for o in out])
         if len(objects) != b:
             raise RuntimeError(f"{len(objects)} object lists for a batch of {b}")
         tensors = [info.select(acts[info.module]) for info in self.layers]

@@ -4,6 +4,14 @@ Preprocessing resizes, crops and pads. To store a map that lines up with the
 original image as the App draws it (stretched over the whole image), the
 engine applies the transforms step by step, records how each step moves the
 frame, and later pastes the input-sized map back into that frame.
+
+Known steps (torchvision's and timm's resizes, centre crops and pads) are
+recognised by name. Any other step may say itself how it moves the frame, which
+is exact even when it depends on the image (a letterbox's padding does): a
+method ``frame_change(size)`` that takes the (width, height) the step is given
+and returns ``((scale_x, scale_y), (offset_x, offset_y))``, meaning that the
+step's output pixel ``i`` covers its input's pixels
+``[offset + i * scale, offset + (i + 1) * scale)`` on each axis.
 """
 from dataclasses import dataclass, field
 
@@ -161,9 +169,20 @@ def apply_transforms(steps, img):
         before = _size(x)
         x = step(x)
         after = _size(x)
-        if after != before:
+        change = getattr(step, "frame_change", None)
+        if callable(change):  # the step says how it moves the frame (see the module's docstring)
+            moved(frame, *change(before))
+        elif after != before:
             _update(frame, step, before, after)
     return x, frame
+
+
+def moved(frame, scale, offset):
+    """Updates ``frame`` by one step whose output pixel ``i`` covers its input's
+    pixels ``[offset + i * scale, offset + (i + 1) * scale)`` per axis (x, y)."""
+    for axis in (0, 1):
+        frame.offset[axis] += offset[axis] * frame.scale[axis]
+        frame.scale[axis] *= scale[axis]
 
 
 def _size(x):

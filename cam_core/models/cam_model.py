@@ -2,7 +2,7 @@
 object the user has (a module, a FiftyOne ``TorchImageModel``, a CamModel)."""
 import logging
 import sys
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import torch
 from torch import nn
@@ -23,6 +23,9 @@ class CamModel:
         classes: class names indexed like the model's outputs, or None
         name: how the run records the model (e.g. ``"timm:deit_tiny_patch16_224"``)
         kwargs: the loading arguments, recorded on the run
+        suggested_layers: the layers to explain when none are named (module
+            paths), or None for the engine's suggestion from the dry forward;
+            set by a family's adapter that knows its model better
     """
 
     module: nn.Module
@@ -31,6 +34,7 @@ class CamModel:
     name: str = None
     kwargs: dict = field(default_factory=dict)
     default_transforms: bool = False  # no transforms were given: ImageNet's were assumed
+    suggested_layers: list = None
 
 
 def timm_transforms(module):
@@ -81,8 +85,8 @@ def from_object(model, transforms=None, classes=None):
     if adapted is not None:
         out = adapted
     elif isinstance(model, CamModel):
-        out = CamModel(model.module, model.transforms, model.classes, model.name, dict(model.kwargs),
-                       model.default_transforms)
+        out = replace(model, kwargs=dict(model.kwargs),
+                      suggested_layers=None if model.suggested_layers is None else list(model.suggested_layers))
     elif isinstance(model, nn.Module):
         module = uncompiled(model)
         out = CamModel(module, getattr(model, "transforms", None), getattr(model, "classes", None), type(module).__name__)

@@ -6,7 +6,7 @@ import torch
 from PIL import Image
 
 from ..engine import defaults, layers as _layers
-from ..engine.detection import detector_num_classes
+from ..engine.detection import MASKS, detector_num_classes, is_detection_output
 from ..errors import CamArgumentError
 from ..media.geometry import apply_transforms, transform_steps
 from .sources import resolve_model
@@ -25,18 +25,22 @@ def _probe_input(cam_model, input_size=None):
 
 
 def _probe(model, transforms=None, classes=None, size=None):
-    """The :class:`CamModel` of ``model`` and its dry forward (a ``probe_model``
-    record), on what its transforms make of an image, or at ``size``; a model
-    that refuses that input raises CamArgumentError saying what to pass instead.
-    A :class:`ModelDescription` is probed already."""
+    """The :class:`CamModel` of ``model``, its dry forward (a ``probe_model``
+    record) on what its transforms make of an image, or at ``size``, and
+    whether it is a detector that gives instance masks; a model that refuses
+    that input raises CamArgumentError saying what to pass instead. A
+    :class:`ModelDescription` is probed already."""
     if isinstance(model, ModelDescription):
         if transforms is None and classes is None and size is None:
-            return model.model, model.probe
+            return model.model, model.probe, model.object_masks
         model = model.model
     cam_model = resolve_model(model, transforms=transforms, classes=classes)
     x = _probe_input(cam_model, size)
+    seen = {}
+    # the output's entries, read in the same dry forward (a hook on the whole model, removed after it)
+    handle = cam_model.module.register_forward_hook(lambda m, args, out: seen.update(masks=_gives_masks(out)))
     try:
-        return cam_model, _layers.probe_model(cam_model.module, x)
+        return cam_model, _layers.probe_model(cam_model.module, x), seen.get("masks", False)
     except CamArgumentError:
         raise  # the input went through; what the model returned is refused, and says why
     except Exception as e:
@@ -53,6 +57,13 @@ def _probe(model, transforms=None, classes=None, size=None):
             f"the model cannot take a {size[0]}x{size[1]} input ({type(e).__name__}: {e}); give the size it "
             f"was built for, or input_size=None for what its transforms produce"
         ) from None
+    finally:
+        handle.remove()
+
+
+def _gives_masks(out):
+    # a detector's output whose every image has instance masks (cam_core.engine.detection)
+    return is_detection_output(out) and all(o.get(MASKS) is not None for o in out)
 
 
 def candidate_layers(model, transforms=None):
@@ -73,6 +84,9 @@ def candidate_layers(model, transforms=None):
 def default_layers(model, transforms=None):
     """Suggested layers, found with one dry forward:
 
+    - the model's own suggestion, when its adapter made one
+      (:attr:`cam_core.CamModel.suggested_layers`, e.g. a YOLO's finest
+      feature map read by its head);
     - a CNN: its last stage (a segmenter: its backbone's last stage);
     - a ViT whose head reads a class token (ViT, DeiT), and Swin: the
       ``norm1`` of the last block (``blocks.11.norm1``);
@@ -89,7 +103,16 @@ def default_layers(model, transforms=None):
     Returns:
         a list of module paths
     """
-    cam_model, probe = _probe(model, transforms)
+    cam_model, probe, _ = _probe(model, transforms)
+    return _suggested(cam_model, probe)
+
+
+def _suggested(cam_model, probe):
+    """The layers a model's adapter suggests (:attr:`cam_core.CamModel.suggested_layers`)
+    when they are all explainable, else the engine's suggestion from the dry forward."""
+    names = cam_model.suggested_layers
+    if names and all(n in probe.layers for n in names):
+        return list(names)
     return defaults.suggest_layers(probe, cam_model.module)
 
 
@@ -117,6 +140,7 @@ class ModelDescription:
         input_size: the (height, width) of the input the model was probed
             with (a detector's layers see it resized and padded: ``probe.input_hw``)
         probe: the dry forward's record (:class:`cam_core.engine.ModelProbe`)
+        object_masks: whether the detector gives each object an instance mask
     """
 
     model: object = field(repr=False)
@@ -128,6 +152,7 @@ class ModelDescription:
     input_size: tuple
     probe: object = field(repr=False, default=None)
     detector: bool = False
+    object_masks: bool = False
 
     @property
     def kind(self):
@@ -153,7 +178,7 @@ class ModelDescription:
             CamArgumentError: (``layers``) for no name, an unknown name (with
                 the closest valid ones) or a module with no spatial output
         """
-        return defaults.resolve_layers(self.probe, self.model.module, names)
+        return defaults.resolve_layers(self.probe, self.model.module, self.default_layers if names is None else names)
 
     def to_dict(self):
         """The description as JSON-ready built-in types (no module objects)."""
@@ -161,6 +186,7 @@ class ModelDescription:
             "kind": self.kind,
             "segmenter": self.segmenter,
             "detector": self.detector,
+            "object_masks": self.object_masks,
             "num_outputs": self.num_outputs,
             "classes": None if self.classes is None else [str(c) for c in self.classes],
             "input_size": list(self.input_size),
@@ -227,17 +253,18 @@ def describe_model(model, input_size=None, transforms=None, classes=None):
         CamArgumentError: for an ``input_size`` that is not a positive size or
             that the model refuses, or a model with no explainable layer
     """
-    cam_model, probe = _probe(model, transforms, classes, _check_input_size(input_size))
+    cam_model, probe, masks = _probe(model, transforms, classes, _check_input_size(input_size))
     return ModelDescription(
         model=cam_model,
         layers=list(probe.layers.values()),
-        default_layers=defaults.suggest_layers(probe, cam_model.module),
+        default_layers=_suggested(cam_model, probe),
         classes=cam_model.classes,
         num_outputs=_num_outputs(probe, cam_model),
         segmenter=probe.is_segmenter,
         input_size=tuple(int(d) for d in (probe.image_hw or probe.input_hw)),
         probe=probe,
         detector=probe.detector,
+        object_masks=masks,
     )
 
 

@@ -6,7 +6,7 @@ import numbers
 from fiftyone import ViewField as F
 
 from ..errors import CamArgumentError
-from ..scoring.names import DETECTION_SCORES, object_attribute
+from ..scoring.names import DETECTION_SCORES, MASK_SCORES, object_attribute
 from .record import run_config
 from .results import explained_objects
 from .views import run_field
@@ -40,8 +40,9 @@ def check_objects_args(samples, run_key, score="inside", field=None, min_value=N
     """
     config = detector_run(samples, run_key)
     field = run_field(config, run_key, field)
-    if score not in DETECTION_SCORES:
-        raise CamArgumentError("score", f"unknown object score '{score}'; scores: {', '.join(DETECTION_SCORES)}")
+    if score not in DETECTION_SCORES + MASK_SCORES:
+        raise CamArgumentError("score", f"unknown object score '{score}'; scores: {', '.join(DETECTION_SCORES)} "
+                                        f"(and {', '.join(MASK_SCORES)} for a detector with instance masks)")
     for name, value in (("min_value", min_value), ("max_value", max_value), ("min_confidence", min_confidence)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, numbers.Real)):
             raise CamArgumentError(name, f"{name} must be a number or None; got {value!r}")

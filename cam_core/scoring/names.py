@@ -12,6 +12,8 @@ REGION_SCORES = ("mass_inside", "pointing_hit", "iou")
 FAITHFULNESS_SCORES = ("road",)
 # a detector's explained objects: each one's scores from its own map (cam_core.scoring.boxes.object_scores)
 DETECTION_SCORES = ("inside", "on_others", "background", "peak_inside")
+# and for a detector that gives instance masks, the same against each object's mask
+MASK_SCORES = ("mask_inside", "mask_on_others")
 
 
 def object_attribute(run_key, field, score):

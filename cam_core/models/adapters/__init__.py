@@ -25,7 +25,7 @@ only, and only when such a model is passed or named.
 import importlib
 
 # adapter modules of this package, asked in this order
-ADAPTERS = ()
+ADAPTERS = ("yolo",)
 
 
 def _adapters():
