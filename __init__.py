@@ -27,9 +27,9 @@ if importlib.util.find_spec("cam_core") is None and not any(
 ):
     sys.meta_path.append(_CamCoreFinder())
 
-from .operators import OPERATORS  # noqa: E402
+from .operators import OPERATORS, PANELS  # noqa: E402
 
 
 def register(p):
-    for operator in OPERATORS:
+    for operator in OPERATORS + PANELS:
         p.register(operator)

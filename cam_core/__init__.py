@@ -54,6 +54,11 @@ from .runs.usage import saved_views_using, serialized_stages, uses_fields
 from .runs.views import check_sort_args, map_scores, missing_scores, sort_by_score
 from .scoring.names import DETECTION_SCORES, SCORES
 from .skips import skipped_reasons
+from .compute.explanation import Explanation
+from .compute.ondemand import explain
+from .compute.saved import explanation_field, save_explanation
+from .runs.histograms import latest_run, score_histogram, score_view
+from .runs.stored import agreement_matrix, class_means, class_view, sample_maps, sample_objects
 
 __version__ = "0.1.0"
 
@@ -125,4 +130,16 @@ __all__ = [
     "serialized_stages",
     "SCORES",
     "DETECTION_SCORES",
+    "explain",
+    "Explanation",
+    "save_explanation",
+    "explanation_field",
+    "latest_run",
+    "score_histogram",
+    "score_view",
+    "sample_maps",
+    "sample_objects",
+    "class_means",
+    "class_view",
+    "agreement_matrix",
 ]

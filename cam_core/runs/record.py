@@ -49,6 +49,8 @@ class CamRunConfig(fors.RunConfig):
         detections_field: a detector run's ``fo.Detections`` field of the
             objects its maps explain, each with its own scores, or None
         score_threshold, max_objects: which of a detector's boxes were explained
+        explanations: maps saved later from explanations on demand
+            (:func:`cam_core.save_explanation`): ``{field: {"method", "layer", "target"}}``
     """
 
     def __init__(self, model=None, model_kwargs=None, layers=None, methods=None, target="prediction",
@@ -56,7 +58,7 @@ class CamRunConfig(fors.RunConfig):
                  output_dir=None, fields=None, agreement_field=None, gt_field=None, all_objects=False,
                  iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, scorings=None,
                  eigen_smooth=False, aug_smooth=False, detections_field=None, score_threshold=None,
-                 max_objects=None, **kwargs):
+                 max_objects=None, explanations=None, **kwargs):
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
         self.layers = list(layers or [])
@@ -82,12 +84,15 @@ class CamRunConfig(fors.RunConfig):
         self.detections_field = detections_field
         self.score_threshold = score_threshold
         self.max_objects = max_objects
+        self.explanations = dict(explanations or {})
         kwargs.setdefault("method", "cam")
         super().__init__(**kwargs)
 
     def all_fields(self):
-        """The run's Heatmap fields, then its agreement and detections fields if it has them."""
-        return list(self.fields) + [f for f in (self.agreement_field, self.detections_field) if f]
+        """The run's Heatmap fields, its agreement and detections fields if it
+        has them, then the explanations saved on it."""
+        return list(self.fields) + [f for f in (self.agreement_field, self.detections_field) if f] + list(
+            self.explanations)
 
 
 class CamRun(fors.Run):
@@ -106,11 +111,11 @@ class CamRun(fors.Run):
         for field in self.get_fields(samples, key):
             if field not in schema:
                 continue
-            if field in self.config.fields:
+            if field in self.config.fields or field in self.config.explanations:
                 remove_map_files(dataset.values(f"{field}.map_path"))
             dataset.delete_sample_field(field)
         if self.config.output_dir:
-            remove_map_files(run_map_files(self.config.output_dir, self.config.fields))
+            remove_map_files(run_map_files(self.config.output_dir, list(self.config.fields) + list(self.config.explanations)))
         state.forget(dataset, key)
         sidebar.forget_run(dataset, key, self.config.agreement_field)
 
@@ -120,6 +125,7 @@ class CamRun(fors.Run):
         present = dataset.get_field_schema()
         dataset.rename_sample_fields({f: n for f, n in renamed.items() if f in present})
         self.config.fields = {renamed.get(f, f): v for f, v in self.config.fields.items()}
+        self.config.explanations = {renamed.get(f, f): v for f, v in self.config.explanations.items()}
         if self.config.agreement_field:
             self.config.agreement_field = renamed.get(self.config.agreement_field)
         if self.config.detections_field:
