@@ -13,7 +13,7 @@ from collections import OrderedDict
 COMPUTE_URI = "@fiftyone-cam/cam/compute_cams"
 NONE = "(none)"  # no second class: the picked class alone
 TILE_WIDTH = 150  # a map's picture, in pixels
-LARGE_WIDTH = 480  # the map picked
+LARGE_WIDTH = 320  # the map picked
 NO_RUN = ("This dataset has no CAM run yet. Compute one with **Compute class activation maps** (the button "
           "below, or the operator browser), or from Python: `cam_core.compute_cams(dataset, model)`.")
 _KEPT = 8  # explanations kept per App server process (for Save, and for a detector's other boxes)

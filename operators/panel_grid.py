@@ -1,6 +1,6 @@
 """The CAM panel of the sample grid, for one run: a histogram per score
 whose selected bins filter the grid (as the Embeddings panel's lasso does,
-by the App's extended selection), the mean map per class (click one to see
+by one match stage on the App's view), the mean map per class (click one to see
 its samples), the methods x layers agreement, and the run's live state
 (with a resume button for a run queued as shards). Layout and callbacks
 only: every number comes from ``cam_core`` (database aggregations)."""
@@ -15,15 +15,16 @@ MEAN_WIDTH = 96
 
 
 def base_view(ctx):
-    """The App's view without its extended selection (what the histogram
-    counts, so selecting bins does not change the bins)."""
+    """The App's view without the stage this panel added (what the
+    histogram counts, so selecting bins does not change the bins)."""
     import fiftyone.server.view as fosv
 
     name = ctx.request_params.get("view_name")
     if name:
         return ctx.dataset.load_saved_view(name)
-    return fosv.get_view(ctx.dataset, stages=ctx.request_params.get("view") or [],
-                         filters=ctx.request_params.get("filters") or {})
+    mine = ctx.panel.get_state("applied_stage")
+    stages = [s for s in ctx.request_params.get("view") or [] if not (mine and s.get("_uuid") == mine)]
+    return fosv.get_view(ctx.dataset, stages=stages, filters=ctx.request_params.get("filters") or {})
 
 
 class CamRunPanel(foo.Panel):
@@ -35,16 +36,28 @@ class CamRunPanel(foo.Panel):
     def on_load(self, ctx):
         self._refresh(ctx)
 
+    def on_change_dataset(self, ctx):
+        for key in ("run_key", "field", "score", "selection", "applied_stage", "message"):
+            ctx.panel.set_state(key, None)
+        self._refresh(ctx)
+
+    # (the App also calls a dropdown's on_change when it shows the value it was given)
     def on_run(self, ctx):
+        if ctx.params.get("value") == ctx.panel.get_state("run_key"):
+            return
         ctx.panel.set_state("run_key", ctx.params.get("value"))
         ctx.panel.set_state("field", None)
         self._refresh(ctx)
 
     def on_field(self, ctx):
+        if ctx.params.get("value") == ctx.panel.get_state("field"):
+            return
         ctx.panel.set_state("field", ctx.params.get("value"))
         self._histogram(ctx)
 
     def on_score(self, ctx):
+        if ctx.params.get("value") == ctx.panel.get_state("score"):
+            return
         ctx.panel.set_state("score", ctx.params.get("value"))
         self._histogram(ctx)
 
@@ -72,8 +85,9 @@ class CamRunPanel(foo.Panel):
         means = cam_core.class_means(view, run_key, ctx.panel.get_state("field"))
         from cam_core.media.overlay import heat_image
 
-        ctx.panel.set_state("means", [{k: m[k] for k in ("label", "count", "used")} for m in means])
+        ctx.panel.set_state("mean_list", [{k: m[k] for k in ("label", "count", "used")} for m in means])
         ctx.panel.set_data("means", {f"m{i}": pc.data_uri(heat_image(m["map"], MEAN_WIDTH)) for i, m in enumerate(means)})
+        ctx.panel.set_state("agreement_note", None)
         if len(config.fields) > 1:
             a = cam_core.agreement_matrix(view, run_key, max_samples=16)
             ctx.panel.set_data("agreement", [{"type": "heatmap", "z": a["matrix"], "x": a["labels"], "y": a["labels"],
@@ -109,31 +123,37 @@ class CamRunPanel(foo.Panel):
         ctx.panel.set_state("scores", scores)
         ctx.panel.set_state("score", score)
         h = cam_core.score_histogram(view, run_key, score, field, bins=BINS)
+        ctx.panel.set_state("hist", {k: h.get(k) for k in ("kind", "edges", "values", "counts", "missing")})
+        self._draw(ctx, [])
+
+    def _draw(self, ctx, selected):
+        """The histogram's bars, those of the selection shown in the grid highlighted."""
+        h, score = ctx.panel.get_state("hist"), ctx.panel.get_state("score")
         if h["kind"] == "boolean":
             x, width = ["false", "true"], None
         else:
             e = h["edges"]
             x, width = [(a + b) / 2 for a, b in zip(e[:-1], e[1:])], [b - a for a, b in zip(e[:-1], e[1:])]
-        ctx.panel.set_state("hist", {k: h.get(k) for k in ("kind", "edges", "values", "counts", "missing")})
+        colours = ["#e07b39" if i in selected else "#3b6ea5" for i in range(len(h["counts"]))]
         ctx.panel.set_data("histogram", [{"type": "bar", "x": x, "y": h["counts"], "width": width,
                                           "ids": [str(i) for i in range(len(h["counts"]))], "name": score,
-                                          "marker": {"color": "#3b6ea5"}}])
+                                          "marker": {"color": colours}}])
 
     @reported
     def on_hist_selected(self, ctx):
-        """The selected bins' samples shown in the grid (the extended
-        selection: the view stays as it is)."""
+        """The selected bins' samples shown in the grid: one match stage added
+        to the App's view (the previous selection's replaced)."""
         import cam_core
 
         points = ctx.params.get("data") or []
         hist, run_key = ctx.panel.get_state("hist"), ctx.panel.get_state("run_key")
         field, score = ctx.panel.get_state("field"), ctx.panel.get_state("score")
         bins = sorted({int(p["idx"]) for p in points if p.get("idx") is not None})
-        if not bins:
-            return self.clear_selection(ctx)
+        if not bins:  # plotly reports an empty selection when the chart is drawn again: kept ("Show all" clears)
+            return
         if hist["kind"] == "boolean":
             values = sorted({hist["values"][b] for b in bins})
-            if len(values) > 1:
+            if len(values) > 1:  # both values: every sample with one
                 return self.clear_selection(ctx)
             view = cam_core.score_view(base_view(ctx), run_key, score, field, value=values[0])
             what = f"{score} = {values[0]}"
@@ -141,17 +161,26 @@ class CamRunPanel(foo.Panel):
             lo, hi = hist["edges"][bins[0]], hist["edges"][bins[-1] + 1]
             view = cam_core.score_view(base_view(ctx), run_key, score, field, min_value=lo, max_value=hi)
             what = f"{score} in [{lo:.3f}, {hi:.3f})"
+            bins = list(range(bins[0], bins[-1] + 1))
         self._select(ctx, view, what)
+        self._draw(ctx, bins)
 
     def _select(self, ctx, view, what):
-        ids = view.values("id")
-        ctx.ops.set_extended_selection(selection=ids)
-        ctx.panel.set_state("selection", f"{len(ids)} samples with {what}")
+        # FiftyOne 1.22.1's set_extended_selection (the Embeddings panel's
+        # lasso) does not filter the grid when a Python panel sets it: the
+        # view gets one match stage instead, replaced by the next selection
+        ctx.panel.set_state("applied_stage", view._serialize()[-1]["_uuid"])
+        ctx.ops.set_view(view)
+        ctx.panel.set_state("selection", f"{view.count()} samples with {what}")
 
     @reported
     def clear_selection(self, ctx):
-        ctx.ops.set_extended_selection(reset=True)
+        view = base_view(ctx)
+        ctx.panel.set_state("applied_stage", None)
+        ctx.ops.set_view(view)
         ctx.panel.set_state("selection", None)
+        if ctx.panel.get_state("hist"):
+            self._draw(ctx, [])
 
     @reported
     def show_class(self, ctx):

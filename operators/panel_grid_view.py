@@ -4,13 +4,13 @@ import fiftyone.operators.types as types
 from . import panel_common as pc
 from .panel_grid import MEAN_WIDTH
 
-STATE = ("runs", "run_key", "message", "status", "fields", "field", "scores", "score", "hist", "selection", "means",
+STATE = ("runs", "run_key", "message", "status", "fields", "field", "scores", "score", "hist", "selection", "mean_list",
          "agreement_note")
 
 
 def _message(panel, msg):
     if msg:
-        panel.view("message", types.Error(label=msg["text"]) if msg.get("error") else types.Notice(label=msg["text"]))
+        panel.view("message_view", types.Error(label=msg["text"]) if msg.get("error") else types.Notice(label=msg["text"]))
 
 
 def _status(owner, panel, status):
@@ -25,7 +25,7 @@ def _status(owner, panel, status):
     if status["shards"]:
         line += "\n\n| shard | state | samples | worker |\n|---|---|---|---|\n" + "\n".join(
             f"| {d['shard']} | {d['state']} | {d['num_samples']} | {d['holder'] or '-'} |" for d in status["shards"])
-    panel.md(line, name="status")
+    panel.md(line, name="status_text")
     buttons = types.Object()
     buttons.btn("refresh", label="Refresh", on_click=owner.refresh_status, variant="outlined")
     if status["shards"] and status["state"] != "complete":
@@ -56,7 +56,7 @@ def layout(owner, ctx):
     missing = f" ({hist['missing']} without a value)" if hist.get("missing") else ""
     panel.md(f"**{state['score']}** of {state['field']}: drag over bars to show their samples in the grid{missing}",
              name="hist_title")
-    panel.plot("histogram", on_selected=owner.on_hist_selected, on_deselect=owner.clear_selection, height=32,
+    panel.plot("histogram", on_selected=owner.on_hist_selected, height=32,
                layout={"dragmode": "select", "selectdirection": "h", "bargap": 0.05, "height": 260,
                        "margin": {"t": 10, "b": 40, "l": 50, "r": 10},
                        "xaxis": {"title": state["score"]}, "yaxis": {"title": "samples"}})
@@ -64,9 +64,9 @@ def layout(owner, ctx):
         sel = types.Object()
         sel.md(f"Shown in the grid: **{state['selection']}**", name="text")
         sel.btn("clear", label="Show all", on_click=owner.clear_selection, variant="outlined")
-        panel.define_property("selection", sel, view=pc.row(2, gap=1, align_y="center"))
+        panel.define_property("selection_row", sel, view=pc.row(2, gap=1, align_y="center"))
 
-    means = state["means"] or []
+    means = state["mean_list"] or []
     if means:
         panel.md("**Mean map per explained class** (click one to see its samples)", name="means_title")
         row = types.Object()

@@ -80,9 +80,12 @@ class CamSamplePanel(foo.Panel):
         return own + [c for c in classes if c not in own]
 
     def on_run(self, ctx):
+        if ctx.params.get("value") == ctx.panel.get_state("run_key"):
+            return  # the App also calls on_change when it shows the value given
         ctx.panel.set_state("run_key", ctx.params.get("value"))
         ctx.panel.set_state("extra", [])
         ctx.panel.set_state("object", None)
+        ctx.panel.set_state("selected", None)
         self._refresh(ctx)
 
     def open_compute(self, ctx):
@@ -146,8 +149,9 @@ class CamSamplePanel(foo.Panel):
         fields = cam_core.save_explanation(sample, run_key, exp)
         entry["saved"] = ", ".join(fields.values())
         ctx.panel.set_state("extra", extra)
+        ctx.ops.reload_dataset()  # the new fields, in the sidebar
+        self._refresh(ctx)  # the saved maps join the stored ones
         ctx.panel.set_state("message", {"error": False, "text": f"saved to run '{run_key}' as {entry['saved']}"})
-        ctx.ops.reload_dataset()
 
     def on_change_selected_labels(self, ctx):
         objects = ctx.panel.get_state("objects") or []

@@ -22,7 +22,7 @@ def _message(panel, state):
     msg = state.get("message")
     if msg:
         view = types.Error(label=msg["text"]) if msg.get("error") else types.Notice(label=msg["text"])
-        panel.view("message", view)
+        panel.view("message_view", view)
 
 
 def layout(owner, ctx):
@@ -35,7 +35,8 @@ def layout(owner, ctx):
         _message(panel, state)
         panel.btn("compute", label="Compute class activation maps", variant="contained", on_click=owner.open_compute)
         return types.Property(panel, view=pc.column(gap=2))
-    panel.enum("run_key", state["runs"], default=state["run_key"], label="CAM run", view=types.DropdownView(),
+    # (not named run_key: the App writes a dropdown's value to the state of its name before on_change)
+    panel.enum("run_choice", state["runs"], default=state["run_key"], label="CAM run", view=types.DropdownView(),
                on_change=owner.on_run)
     _message(panel, state)
     if not ctx.current_sample:

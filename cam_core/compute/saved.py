@@ -45,7 +45,8 @@ def save_explanation(sample, run_key, explanation, keys=None):
     Returns:
         ``{(method, layer): field}`` of the fields written (see
         :func:`explanation_field`); a field saved before for the run is
-        written again, on this sample only
+        written again, on this sample only. They are written to the
+        database: read the sample again (``dataset[sample.id]``) to see them
 
     Raises:
         CamArgumentError: naming the refused parameter, before anything is written
@@ -87,7 +88,6 @@ def save_explanation(sample, run_key, explanation, keys=None):
         saved[f] = {"method": k[0], "layer": k[1], "target": explanation.target}
     config.explanations = saved
     dataset.update_run_config(run_key, config)
-    sample.reload()
     return fields
 
 

@@ -102,9 +102,9 @@ def score_view(samples, run_key, score="spread", field=None, min_value=None, max
     if min_value is not None and max_value is not None and min_value >= max_value:
         raise CamArgumentError("max_value", f"the range [{min_value}, {max_value}) holds no value: max_value must be "
                                             f"above min_value")
-    view = samples.match(F(path) != None)  # noqa: E711 (a MongoDB expression)
+    expr = F(path) != None  # noqa: E711 (a MongoDB expression)
     if min_value is not None:
-        view = view.match(F(path) >= float(min_value))
+        expr = expr & (F(path) >= float(min_value))
     if max_value is not None:
-        view = view.match(F(path) < float(max_value))
-    return view
+        expr = expr & (F(path) < float(max_value))
+    return samples.match(expr)  # one stage: an App panel replaces it on the next selection
