@@ -67,6 +67,10 @@ class Explanation(Mapping):
         shapes = shape_scores_batch(self.stored_maps(), [peaks.get(k) for k in keys] if peaks else None, lo, hi)
         self.scores = dict(zip(keys, shapes))
 
+    # identity, not Mapping's comparison of the maps (arrays have no truth value)
+    __eq__ = object.__eq__
+    __hash__ = object.__hash__
+
     def __getitem__(self, key):
         key = tuple(key)
         if key not in self._maps:
