@@ -5,7 +5,6 @@ its samples), the methods x layers agreement, and the run's live state
 (with a resume button for a run queued as shards). Layout and callbacks
 only: every number comes from ``cam_core`` (database aggregations)."""
 import fiftyone.operators as foo
-import fiftyone.operators.types as types
 
 from . import panel_common as pc
 from .panel_modal import reported

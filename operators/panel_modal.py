@@ -6,7 +6,6 @@ computes and reads everything (see :mod:`operators.panel_common`)."""
 import functools
 
 import fiftyone.operators as foo
-import fiftyone.operators.types as types
 
 from . import panel_common as pc
 

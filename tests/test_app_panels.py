@@ -29,7 +29,7 @@ import cam_core
 
 from browser import PLUGIN, _app_server, _browser_page, _open_grid, _screenshots_dir
 from browser import registered_model  # noqa: F401 (a fixture)
-from models import PlantedDetector, planted_scene
+from models import planted_scene
 from plugin import plugins_dir  # noqa: F401 (a fixture)
 from test_explain import tiny
 from test_explain_panel_data import add_crops
@@ -189,7 +189,7 @@ def test_a_clicked_box_shows_its_objects_own_map(scenes, plugins_dir):  # noqa: 
         assert fooled["hirescam_features_inside"] < 0.2  # it is found by the mark outside its box
 
 
-def test_the_run_panel_filters_the_grid_by_a_histograms_bins(crops, plugins_dir, dataset):  # noqa: F811
+def test_the_run_panel_filters_the_grid_by_a_histograms_bins(crops, plugins_dir):  # noqa: F811
     from playwright.sync_api import expect
 
     shots = _screenshots_dir()
