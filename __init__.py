@@ -28,9 +28,9 @@ if importlib.util.find_spec("cam_core") is None and not any(
     sys.meta_path.append(_CamCoreFinder())
 
 if __package__:  # pytest imports this file as a lone module when the checkout's folder is no package name
-    from .operators import OPERATORS  # noqa: E402
+    from .operators import OPERATORS, PANELS  # noqa: E402
 
 
 def register(p):
-    for operator in OPERATORS:
+    for operator in OPERATORS + PANELS:
         p.register(operator)

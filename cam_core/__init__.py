@@ -58,6 +58,11 @@ from .models.kwargs import parse_kwargs
 from .compute.queued import check_splittable
 from .runs.objects import why_no_patches
 from .scoring.names import MASK_SCORES
+from .compute.explanation import Explanation
+from .compute.ondemand import explain
+from .compute.saved import explanation_field, save_explanation
+from .runs.histograms import latest_run, score_histogram, score_view
+from .runs.stored import agreement_matrix, class_means, class_view, sample_maps, sample_objects
 
 __version__ = "0.1.0"
 
@@ -135,4 +140,16 @@ __all__ = [
     "check_splittable",
     "why_no_patches",
     "MASK_SCORES",
+    "explain",
+    "Explanation",
+    "save_explanation",
+    "explanation_field",
+    "latest_run",
+    "score_histogram",
+    "score_view",
+    "sample_maps",
+    "sample_objects",
+    "class_means",
+    "class_view",
+    "agreement_matrix",
 ]

@@ -5,6 +5,8 @@ executes the plugin again for every operator registry it builds.
 """
 from .compute import ComputeCams
 from .objects import SortCamObjects
+from .panel_grid import CamRunPanel
+from .panel_modal import CamSamplePanel
 from .register import RegisterCamModel, UnregisterCamModel
 from .runs import DeleteCamRun, GetCamRun, ListCamRuns
 from .scoring import ScoreCamRun
@@ -25,4 +27,10 @@ OPERATORS = [
     ResumeCamRun,
     RegisterCamModel,
     UnregisterCamModel,
+]
+
+# Python panels (``fiftyone.operators.Panel``): listed under ``panels:`` in fiftyone.yml
+PANELS = [
+    CamSamplePanel,
+    CamRunPanel,
 ]

@@ -30,8 +30,33 @@ def explain(plan, engine, group, ids, labels):
     if len({tuple(it.tensor.shape) for it in group}) > 1:  # a detector that resizes inside takes any sizes
         return _explain_detector(plan, engine, group, [_to_device(it.tensor, engine) for it in group], ids)
     x = _to_device(torch.stack([it.tensor for it in group]), engine)
-    in_hw = tuple(x.shape[-2:])
     sample_ids = [ids[it.index] for it in group]
+    if plan.detector:
+        return _explain_detector(plan, engine, group, x, ids)
+    objects = truth.objects(plan, sample_ids) if plan.gt_field else [None] * len(group)
+    result = engine.explain(x, target_maker(plan, group, sample_ids, labels, tuple(x.shape[-2:])))
+    road = {}
+    if plan.faithfulness:
+        # ROAD's forwards see the model as the maps' pass did: in eval mode,
+        # its buffers (BatchNorm statistics) untouched, its state restored
+        with preserved_state(engine.model):
+            road = road_scores(engine.adapter, x.to(engine.device), result)
+    placed = place_batch(plan, group, result, road, objects, sample_ids)
+    return drop(plan, placed, _not_finite_rows(result))
+
+
+def target_maker(plan, group, sample_ids, labels, in_hw):
+    """``f(output) -> (targets, indices, scores, confidences)`` of a
+    classifier's or segmenter's group (see :meth:`cam_core.CamEngine.explain`).
+
+    Args:
+        plan: reads ``segmenter``, ``target``, ``target_class``, ``classes``
+            (and ``dataset`` for a segmentation field target)
+        group: the items (their frames), ``sample_ids`` their samples
+        labels: per sample index the target label's class (classifier field
+            targets), or None
+        in_hw: the model input's (H, W)
+    """
     spec = plan.target
 
     def make_targets(out):
@@ -50,18 +75,7 @@ def explain(plan, engine, group, ids, labels):
             indices = [plan.target_class] * len(group)
         return segmenter_targets(out, indices, regions, background_index(plan.classes))
 
-    if plan.detector:
-        return _explain_detector(plan, engine, group, x, ids)
-    objects = truth.objects(plan, sample_ids) if plan.gt_field else [None] * len(group)
-    result = engine.explain(x, make_targets)
-    road = {}
-    if plan.faithfulness:
-        # ROAD's forwards see the model as the maps' pass did: in eval mode,
-        # its buffers (BatchNorm statistics) untouched, its state restored
-        with preserved_state(engine.model):
-            road = road_scores(engine.adapter, x.to(engine.device), result)
-    placed = place_batch(plan, group, result, road, objects, sample_ids)
-    return drop(plan, placed, _not_finite_rows(result))
+    return make_targets
 
 
 def _explain_detector(plan, engine, group, x, ids):

@@ -70,23 +70,8 @@ def settle(a):
     model = description.model
     layers = description.resolve_layers(a["layers"])
     classes, num_outputs, segmenter = model.classes, description.num_outputs, description.segmenter
-    if classes is not None and num_outputs is not None and len(classes) != num_outputs:
-        raise CamArgumentError("classes", f"{len(classes)} class names given, but the model has {num_outputs} outputs")
-    if segmenter and "finercam" in methods:
-        raise CamArgumentError("methods", "finercam compares classifier scores; it does not apply to segmentation models")
-    detector = {}
-    if description.detector:
-        detector = detect.settle(a, samples, description, methods, run_key, dataset.get_field_schema(), _owned(old))
-        target = detector.pop("target")
-    else:
-        target = _parse_target(a["target"], samples, classes, num_outputs, segmenter)
-    target_class = a["target_class"]
-    if target_class is not None:
-        if not (segmenter and target.kind == "field"):
-            raise CamArgumentError(
-                "target_class",
-                "target_class applies only to segmentation models with a target='field:<Segmentation field>'")
-        target_class = class_index(classes, target_class, num_outputs, param="target_class")
+    target, target_class, detector = settle_target(
+        a, samples, description, methods, run_key, dataset.get_field_schema(), _owned(old))
 
     fields = run_fields(run_key, methods, [i.name for i in layers])
     resume = existing and skip_existing and not overwrite
@@ -139,6 +124,48 @@ def settle(a):
     if resume:  # the same model, target, preprocessing and scoring as the run it continues
         check_continuation(run_key, old, plan.config())
     return plan
+
+
+def settle_target(a, samples, description, methods, run_key, schema, owned):
+    """The checks of the model against the methods, and what each map explains.
+
+    Args:
+        a: the arguments (``target``, ``target_class``; a detector's
+            ``score_threshold``, ``max_objects``, ``faithfulness``,
+            ``all_objects``, ``aug_smooth``)
+        samples: the collection a ``"field:<name>"`` target is read from
+        description: the model's :class:`cam_core.ModelDescription`
+        methods: canonical method names
+        run_key, schema, owned: a detector run's key, the dataset's fields
+            and those the run owns (its detections field must be free)
+
+    Returns:
+        ``(target, target_class, detector)``: the parsed
+        :class:`cam_core.engine.targets.TargetSpec`, a segmentation field's
+        class index or None, and a detector's Plan settings (``{}`` otherwise)
+
+    Raises:
+        CamArgumentError: naming the refused parameter
+    """
+    classes, num_outputs, segmenter = description.model.classes, description.num_outputs, description.segmenter
+    if classes is not None and num_outputs is not None and len(classes) != num_outputs:
+        raise CamArgumentError("classes", f"{len(classes)} class names given, but the model has {num_outputs} outputs")
+    if segmenter and "finercam" in methods:
+        raise CamArgumentError("methods", "finercam compares classifier scores; it does not apply to segmentation models")
+    detector = {}
+    if description.detector:
+        detector = detect.settle(a, samples, description, methods, run_key, schema, owned)
+        target = detector.pop("target")
+    else:
+        target = _parse_target(a["target"], samples, classes, num_outputs, segmenter)
+    target_class = a["target_class"]
+    if target_class is not None:
+        if not (segmenter and target.kind == "field"):
+            raise CamArgumentError(
+                "target_class",
+                "target_class applies only to segmentation models with a target='field:<Segmentation field>'")
+        target_class = class_index(classes, target_class, num_outputs, param="target_class")
+    return target, target_class, detector
 
 
 def _owned(old):

@@ -48,6 +48,8 @@ class CamRunConfig(fors.RunConfig):
         detections_field: a detector run's ``fo.Detections`` field of the
             objects its maps explain, each with its own scores, or None
         score_threshold, max_objects: which of a detector's boxes were explained
+        explanations: maps saved later from explanations on demand
+            (:func:`cam_core.save_explanation`): ``{field: {"method", "layer", "target"}}``
     """
 
     def __init__(self, model=None, model_kwargs=None, layers=None, methods=None, target="prediction",
@@ -55,7 +57,7 @@ class CamRunConfig(fors.RunConfig):
                  output_dir=None, fields=None, agreement_field=None, gt_field=None, all_objects=False,
                  iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, scorings=None,
                  eigen_smooth=False, aug_smooth=False, detections_field=None, score_threshold=None,
-                 max_objects=None, **kwargs):
+                 max_objects=None, explanations=None, **kwargs):
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
         self.layers = list(layers or [])
@@ -81,12 +83,15 @@ class CamRunConfig(fors.RunConfig):
         self.detections_field = detections_field
         self.score_threshold = score_threshold
         self.max_objects = max_objects
+        self.explanations = dict(explanations or {})
         kwargs.setdefault("method", "cam")
         super().__init__(**kwargs)
 
     def all_fields(self):
-        """The run's Heatmap fields, then its agreement and detections fields if it has them."""
-        return list(self.fields) + [f for f in (self.agreement_field, self.detections_field) if f]
+        """The run's Heatmap fields, its agreement and detections fields if it
+        has them, then the explanations saved on it."""
+        return list(self.fields) + [f for f in (self.agreement_field, self.detections_field) if f] + list(
+            self.explanations)
 
 
 class CamRun(fors.Run):
@@ -104,7 +109,8 @@ class CamRun(fors.Run):
     def cleanup(self, samples, key):
         dataset = samples._root_dataset
         schema = dataset.get_field_schema()
-        paths = [p for f in self.config.fields if f in schema for p in dataset.values(f"{f}.map_path") if p]
+        fields = list(self.config.fields) + list(self.config.explanations)
+        paths = [p for f in fields if f in schema for p in dataset.values(f"{f}.map_path") if p]
         for field in self.get_fields(samples, key):
             if field in schema:
                 dataset.delete_sample_field(field)
@@ -112,7 +118,7 @@ class CamRun(fors.Run):
             # what the run wrote, and no file a sample still references (a clone's); only
             # the folders it made (owner: its marker says which), never a folder above
             owner.remove_run_files(dataset._doc.id, owner.run_uid(dataset, key, create=False),
-                                   self.config.output_dir, list(self.config.fields), paths)
+                                   self.config.output_dir, fields, paths)
         state.forget(dataset, key)
         sidebar.forget_run(dataset, key, self.config)
 
@@ -122,6 +128,7 @@ class CamRun(fors.Run):
         present = dataset.get_field_schema()
         dataset.rename_sample_fields({f: n for f, n in renamed.items() if f in present})
         self.config.fields = {renamed.get(f, f): v for f, v in self.config.fields.items()}
+        self.config.explanations = {renamed.get(f, f): v for f, v in self.config.explanations.items()}
         if self.config.agreement_field:
             self.config.agreement_field = renamed.get(self.config.agreement_field)
         if self.config.detections_field:

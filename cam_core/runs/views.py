@@ -14,12 +14,13 @@ logger = logging.getLogger(__name__)
 
 
 def run_field(config, run_key, field):
-    """One of a run's Heatmap fields (None: its first).
+    """One of a run's Heatmap fields, or of the explanations saved on it
+    (None: the run's first field).
 
     Raises:
         CamArgumentError: (``field``) for a field that is not the run's
     """
-    fields = list(config.fields)
+    fields = list(config.fields) + list(getattr(config, "explanations", None) or {})
     field = field or fields[0]
     if field not in fields:
         raise CamArgumentError("field", f"'{field}' is not a field of run '{run_key}'; its fields: {', '.join(fields)}")
