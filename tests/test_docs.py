@@ -151,7 +151,7 @@ def test_page_code_runs(page, photos, restored, plugins_dir):  # noqa: F811
                 (restored / named.group(1)).write_text(code + "\n")
                 continue
             # blank lines first, so that a traceback's line numbers are the page's
-            exec(compile("\n" * (line - 1) + code, f"docs/{page}", "exec"), namespace)
+            exec(compile("\n" * (line - 1) + code, path, "exec"), namespace)
 
 
 def _build(folder, site):
