@@ -157,8 +157,10 @@ def check_compute_args(samples, model, **kwargs):
     computing or writing anything: for a form, or before queueing work.
 
     Args:
-        samples, model, **kwargs: as for :func:`compute_cams` (``model`` may
-            also be a :class:`cam_core.ModelDescription`, probed already)
+        samples: as for :func:`compute_cams`
+        model: as for :func:`compute_cams`, or a
+            :class:`cam_core.ModelDescription` (a model probed already)
+        **kwargs: :func:`compute_cams`' other arguments
 
     Returns:
         the settled :class:`cam_core.compute.plan.Plan` (``fields``,

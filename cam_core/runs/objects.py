@@ -70,7 +70,8 @@ def sort_objects_by_score(samples, run_key, score="inside", field=None, min_valu
         score ("inside"): ``inside``, ``on_others``, ``background`` or
             ``peak_inside`` (see :func:`cam_core.compute_cams`)
         field (None): the Heatmap field whose maps scored the objects; default the run's first
-        min_value / max_value (None): keep objects whose score is within these bounds
+        min_value (None): keep objects whose score is at least this
+        max_value (None): keep objects whose score is at most this
         reverse (False): highest first
         min_confidence (None): keep objects the detector scored at least this
         label (None): keep objects of this class

@@ -39,7 +39,8 @@ class CamRunConfig(fors.RunConfig):
         all_objects: whether every object counted, not only the target class's
         iou_threshold: the relative map level of ``iou``
         faithfulness: whether ROAD was computed
-        eigen_smooth, aug_smooth: grad-cam's smoothing options the maps were made with
+        eigen_smooth: grad-cam's ``eigen_smooth`` option the maps were made with
+        aug_smooth: grad-cam's ``aug_smooth`` option the maps were made with
         scorings: the named scorings added later (:func:`cam_core.score_regions`
             with ``name=``): ``{name: {"gt_field", "all_objects", "iou_threshold"}}``
         assumed_stretch: the preprocessing step whose change of size was
@@ -47,7 +48,8 @@ class CamRunConfig(fors.RunConfig):
         versions: the library versions that computed the maps
         detections_field: a detector run's ``fo.Detections`` field of the
             objects its maps explain, each with its own scores, or None
-        score_threshold, max_objects: which of a detector's boxes were explained
+        score_threshold: a detector's boxes explained: those of at least this score
+        max_objects: the most boxes explained per image
         explanations: maps saved later from explanations on demand
             (:func:`cam_core.save_explanation`): ``{field: {"method", "layer", "target"}}``
     """

@@ -107,7 +107,8 @@ def sort_by_score(samples, run_key, score="mass_inside", field=None, min_value=N
         run_key: a CAM run's key
         score ("mass_inside"): a score the maps carry (see :data:`cam_core.SCORES`)
         field (None): one of the run's Heatmap fields; default its first
-        min_value / max_value (None): keep samples whose score is within these bounds
+        min_value (None): keep samples whose score is at least this
+        max_value (None): keep samples whose score is at most this
         reverse (False): highest first
         correct_field (None): an ``fo.Classification`` field: keep samples whose
             map's ``target_label`` equals its label (correct predictions when the
