@@ -20,17 +20,9 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from bench_cams import build_dataset, model_and_transforms, peak_rss_mb, resolve_device, start_private_mongod  # noqa: E402
+from bench_common import build_dataset, current_rss_mb, model_and_transforms, peak_rss_mb, resolve_device, start_private_mongod  # noqa: E402
 
 IMAGE_SIZE = 64
-
-
-def current_rss_mb():
-    with open("/proc/self/status") as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def child(args):
