@@ -49,6 +49,8 @@ class CamRunConfig(fors.RunConfig):
         detections_field: a detector run's ``fo.Detections`` field of the
             objects its maps explain, each with its own scores, or None
         score_threshold, max_objects: which of a detector's boxes were explained
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the forward and
+            backward's (runs recorded before it existed: ``"fp32"``)
     """
 
     def __init__(self, model=None, model_kwargs=None, layers=None, methods=None, target="prediction",
@@ -56,7 +58,7 @@ class CamRunConfig(fors.RunConfig):
                  output_dir=None, fields=None, agreement_field=None, gt_field=None, all_objects=False,
                  iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, scorings=None,
                  eigen_smooth=False, aug_smooth=False, detections_field=None, score_threshold=None,
-                 max_objects=None, **kwargs):
+                 max_objects=None, precision="fp32", **kwargs):
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
         self.layers = list(layers or [])
@@ -82,6 +84,7 @@ class CamRunConfig(fors.RunConfig):
         self.detections_field = detections_field
         self.score_threshold = score_threshold
         self.max_objects = max_objects
+        self.precision = precision
         kwargs.setdefault("method", "cam")
         super().__init__(**kwargs)
 
