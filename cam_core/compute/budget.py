@@ -182,14 +182,17 @@ class BatchPlanner:
         self._warned = False
 
     def split(self, items):
-        """``items`` as consecutive sub-batches of at most :attr:`size`."""
+        """``items`` as consecutive sub-batches, each of at most the
+        :attr:`size` planned when it is drawn (after the parts before it were
+        measured)."""
         if not self.measures:
-            return [items]
-        parts, start = [], 0
+            yield items
+            return
+        start = 0
         while start < len(items):
-            parts.append(items[start:start + self.size])
-            start += len(parts[-1])
-        return parts
+            part = items[start:start + self.size]
+            start += len(part)
+            yield part
 
     @contextlib.contextmanager
     def measured(self, n):

@@ -160,14 +160,12 @@ def compute(plan, claim, progress, started, only_ids=None):
                                         "reason": skip.reason})
                 # a detector that resizes inside takes images of any sizes in one batch
                 groups = ([good] if good else []) if mixed_sizes else groups_by_shape(good)
-                parts = [part for group in groups for part in planner.split(group)]
-                for g, part in enumerate(parts):
+                for part in (part for group in groups for part in planner.split(group)):
                     with planner.measured(len(part)):
                         placed = batch.explain(plan, engine, part, ids, labels)
-                    if g == 0:
-                        placed.skipped = skipped
+                    placed.skipped, skipped = skipped, []  # the batch's skips go with its first part
                     writer.submit(placed)
-                if not parts and skipped:
+                if skipped:
                     writer.submit(batch.empty(skipped))
                 pb.update(len(items))
     except BaseException:
