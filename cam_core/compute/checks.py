@@ -23,6 +23,7 @@ from ..models.describe import describe_model
 from ..runs.record import CamRunConfig
 from ..runs.state import stored_run_keys
 from . import detect
+from .budget import UNMEASURED
 from .plan import Plan, agreement_groups, run_fields
 
 logger = logging.getLogger(__name__)
@@ -190,7 +191,7 @@ def _workers(asked, count, batch_size):
     worker costs more than it saves)."""
     if asked is not None:
         return asked
-    if batch_size != "auto" and count <= batch_size:
+    if count <= (UNMEASURED if batch_size == "auto" else batch_size):  # an automatic batch counts as 16 here
         return 0
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 
