@@ -62,6 +62,7 @@ def params_from_args(model, pretrained=True, num_shards=1, **kwargs):
     for key in ("layers", "methods"):
         if isinstance(params.get(key), str):
             params[key] = [params[key]]
+    params["batch_size"] = str(params["batch_size"])  # the form's field is text: "auto" or a number
     params.update(_target_params(args["target"], args["target_class"]))
     if args["overwrite"] and args["skip_existing"]:
         raise ValueError("overwrite and skip_existing exclude each other: choose one")

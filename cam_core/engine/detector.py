@@ -119,7 +119,6 @@ class DetectorEngine:
         """
         x = [t.to(self.device) for t in x] if isinstance(x, (list, tuple)) else x.to(self.device)
         with preserved_state(self.model), torch.enable_grad():
-            graph.freeze(self.model)
             return self._explain(x, choose)
 
     def _explain(self, x, choose):
@@ -181,7 +180,7 @@ class DetectorEngine:
 
         modules = {info.module for info in self.layers}
         out, acts, _ = graph.forward(call, x, modules, lambda out: [o["scores"] for o in out], self.precision,
-                                     self.device)
+                                     self.device, model=self.model)
         return out, acts
 
     def _grad(self, info, g, grid, hw, matched):

@@ -140,7 +140,6 @@ class CamEngine:
         # the whole pass, loss included, needs gradients even when the caller
         # turned them off (a FiftyOne TorchImageModel's `with` block does)
         with preserved_state(self.model), torch.enable_grad():
-            graph.freeze(self.model)
             return self._explain(x, make_targets)
 
     def _explain(self, x, make_targets):
@@ -158,7 +157,7 @@ class CamEngine:
 
         # ONE forward, hooked on every layer needed (FullGrad needs the input's gradient)
         out, acts, xin = graph.forward(lambda xin: model_output(self.model(xin)), x, modules, lambda out: [out],
-                                       self.precision, self.device, from_layers=not bias_layers)
+                                       self.precision, self.device, from_layers=not bias_layers, model=self.model)
         if isinstance(out, torch.Tensor) and out.ndim not in (2, 4):
             raise ValueError(f"model output has shape {tuple(out.shape)}; expected (B, classes) or (B, classes, H, W)")
         plain = identity_rows(out, b) if self.aug_smooth else out

@@ -13,11 +13,13 @@ grad: the model may change it in place), and gradients are on for the rest of
 the forward. The gradients are the same: each explained layer's output gets
 the gradient of everything computed from it.
 
-The parameters are frozen for the pass (:func:`freeze`; the engines'
-``preserved_state`` restores them): their gradients are never computed, and
-a parameter that requires grad makes autograd keep each layer's input for it
-(a Faster R-CNN's box head keeps its 1000 proposals' pooled features per
-image for its first linear layer's weight gradient).
+The parameters are frozen for the forward (:func:`frozen`): their gradients
+are never computed, and a parameter that requires grad makes autograd keep
+each layer's input for it (a Faster R-CNN's box head keeps its 1000
+proposals' pooled features per image for its first linear layer's weight
+gradient). Only for the forward: ShapleyCAM's second-order pass needs the
+parameters as they are (with frozen ones, a gradient that does not depend
+on the activations has no graph to differentiate).
 
 A model that turns gradients off itself around an explained layer (a
 ``torch.no_grad()`` block that ends after the layer) would lose the graph:
@@ -25,21 +27,28 @@ A model that turns gradients off itself around an explained layer (a
 again with the graph from the input.
 """
 from collections.abc import Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 
 import torch
 
 from .precision import as_float, autocast
 
 
-def freeze(model):
-    """Stops every parameter of ``model`` requiring grad (call it inside
-    :func:`cam_core.engine.state.preserved_state`, which restores them)."""
-    for p in model.parameters():
-        p.requires_grad_(False)
+@contextmanager
+def frozen(model):
+    """No parameter of ``model`` requires grad in the block; restored after, even after an exception."""
+    params = list(model.parameters())
+    flags = [p.requires_grad for p in params]
+    try:
+        for p in params:
+            p.requires_grad_(False)
+        yield model
+    finally:
+        for p, flag in zip(params, flags):
+            p.requires_grad_(flag)
 
 
-def forward(call, x, modules, reaches, precision="fp32", device="cpu", from_layers=True):
+def forward(call, x, modules, reaches, precision="fp32", device="cpu", from_layers=True, model=None):
     """The one hooked forward of a batch.
 
     Args:
@@ -51,6 +60,7 @@ def forward(call, x, modules, reaches, precision="fp32", device="cpu", from_laye
         precision ("fp32"), device: the autocast (see :mod:`.precision`)
         from_layers (True): the graph from the layers on (see the module's
             docstring); False: from the input (FullGrad needs its gradient)
+        model (None): the model whose parameters are :func:`frozen` for the forward
 
     Returns:
         ``(output, {module: its output}, the input given)``: the output's
@@ -61,7 +71,8 @@ def forward(call, x, modules, reaches, precision="fp32", device="cpu", from_laye
         # from the input: a graph even for frozen models
         xin = x if gated else ([t.detach().requires_grad_(True) for t in x] if isinstance(x, list)
                                else x.detach().requires_grad_(True))
-        with hooked(modules, acts, gated), autocast(precision, device):
+        with hooked(modules, acts, gated), autocast(precision, device), \
+                (frozen(model) if model is not None else nullcontext()):
             out = call(xin)
         out = as_float(out)
         if not gated or records_graph(reaches(out)):
