@@ -11,7 +11,7 @@ sys.path.insert(0, os.path.join(HERE, "..", "tests"))  # mongo.py, the private m
 
 def build_dataset(name, n, folder, size=None):
     """n real photos (scikit-image's, cycled and flipped so they differ), as JPEG files;
-    ``size``: resized to size x size."""
+    ``size``: resized to size x size, or to (width, height)."""
     import fiftyone as fo
     import numpy as np
     from PIL import Image
@@ -26,7 +26,7 @@ def build_dataset(name, n, folder, size=None):
         img = img[:, ::-1] if (i // len(photos)) % 2 else img
         pil = Image.fromarray(np.ascontiguousarray(img[..., :3]))
         if size:
-            pil = pil.resize((size, size))
+            pil = pil.resize(size if isinstance(size, tuple) else (size, size))
         path = os.path.join(folder, f"{i:04d}.jpg")
         pil.save(path)
         samples.append(fo.Sample(filepath=path))
