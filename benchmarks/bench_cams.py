@@ -31,8 +31,10 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "tests"))
 sys.path.insert(0, HERE)
+
+from bench_common import build_dataset, model_and_transforms, peak_rss_mb, resolve_device, start_private_mongod  # noqa: E402
+from bench_memory import measure_memory, print_memory  # noqa: E402
 
 GRADIENT_SIX = ["gradcam", "gradcamplusplus", "xgradcam", "hirescam", "layercam", "eigengradcam"]
 RESNET_LAYERS = ["layer1", "layer2", "layer3", "layer4"]
@@ -43,60 +45,6 @@ CASES = {
     "fixed": dict(model="resnet18", methods=GRADIENT_SIX, layers=RESNET_LAYERS, small=True),
 }
 FIXED_IMAGES, FIXED_SIZE = 4, 64
-
-
-def build_dataset(name, n, folder, size=None):
-    """n real photos (scikit-image's, cycled and flipped so they differ), as JPEG files;
-    ``size``: resized to size x size."""
-    import fiftyone as fo
-    import numpy as np
-    from PIL import Image
-    from skimage import data
-
-    photos = [data.astronaut(), data.chelsea(), data.coffee(), data.rocket(), data.immunohistochemistry(), data.camera()]
-    samples = []
-    for i in range(n):
-        img = np.asarray(photos[i % len(photos)])
-        if img.ndim == 2 or img.dtype == bool:
-            img = np.stack([np.asarray(img, np.uint8) * (255 if img.dtype == bool else 1)] * 3, -1)
-        img = img[:, ::-1] if (i // len(photos)) % 2 else img
-        pil = Image.fromarray(np.ascontiguousarray(img[..., :3]))
-        if size:
-            pil = pil.resize((size, size))
-        path = os.path.join(folder, f"{i:04d}.jpg")
-        pil.save(path)
-        samples.append(fo.Sample(filepath=path))
-    ds = fo.Dataset(name, persistent=True, overwrite=True)
-    ds.add_samples(samples, progress=False)
-    return ds
-
-
-def model_and_transforms(name, small=False):
-    """A random-weights model (torchvision, or timm for ``deit*``) and its evaluation transforms;
-    ``small``: ImageNet normalisation only, at the image's own size."""
-    import torch
-    import torchvision
-    from torchvision import transforms as T
-
-    torch.manual_seed(0)
-    if name.startswith("deit"):
-        import timm
-        from timm.data import create_transform, resolve_data_config
-
-        model = timm.create_model(name, pretrained=False).eval()
-        transforms = create_transform(**resolve_data_config({}, model=model))
-    else:
-        model = torchvision.models.get_model(name, weights=None).eval()
-        transforms = torchvision.models.get_model_weights(name).DEFAULT.transforms()
-    if small:
-        transforms = T.Compose([T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
-    return model, transforms
-
-
-def resolve_device(name):
-    import torch
-
-    return ("cuda" if torch.cuda.is_available() else "cpu") if name == "auto" else name
 
 
 def machine(args):
@@ -199,13 +147,6 @@ def time_tutorial(ds, case, args, model, transforms):
     return median_seconds(lambda r: loop(ds), args.repeats, device=args.device)
 
 
-def peak_rss_mb():
-    """This process's peak resident memory (ru_maxrss, i.e. VmHWM on Linux), in MB."""
-    import resource
-
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
 def child(args):
     """One side of one case, in this process; prints one JSON line."""
     import fiftyone as fo
@@ -239,15 +180,6 @@ def run_side(side, case, dataset, count, args):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     print(f"  {case:9s} {side:9s} {result['images']:4d} images  {result['per_image']:8.3f} s/image", flush=True)
     return result
-
-
-def start_private_mongod():
-    """A private mongod for this run (tests/mongo.py), and a temporary FiftyOne dataset folder."""
-    import mongo
-
-    os.environ.setdefault("FIFTYONE_DEFAULT_DATASET_DIR", tempfile.mkdtemp(prefix="cam-bench-"))
-    os.environ["FIFTYONE_SHOW_PROGRESS_BARS"] = "false"
-    mongo.start()
 
 
 def measure_cases(args):
@@ -289,8 +221,6 @@ def print_summary(info, args, results, memory):
     print(f"\nfixed cost of a 24-field run (resnet18, 6 methods x 4 layers, {FIXED_IMAGES} images {FIXED_SIZE}x{FIXED_SIZE}): "
           f"compute_cams {fx['compute_cams']['seconds']:.2f} s - floor {fx['floor']['seconds']:.3f} s = {extra:.2f} s")
     if memory:
-        from bench_memory import print_memory
-
         print_memory(memory)
 
 
@@ -321,8 +251,6 @@ def main():
     results = measure_cases(args)
     memory = None
     if args.memory:
-        from bench_memory import measure_memory
-
         memory = measure_memory(args.memory_sizes, args)
     print_summary(info, args, results, memory)
     if args.json:

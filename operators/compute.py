@@ -2,7 +2,7 @@
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from . import form, models, params, progress
+from . import execution, form, models, params, progress
 from .choices import secret
 
 
@@ -90,7 +90,7 @@ class ComputeCams(foo.Operator):
         return ExecutionOptions(
             allow_immediate_execution=True,
             allow_delegated_execution=True,
-            default_choice_to_delegated=form.recommend_delegation(ctx),
+            default_choice_to_delegated=execution.recommend_delegation(ctx),
         )
 
     def resolve_run_name(self, ctx):
@@ -193,9 +193,10 @@ class _Job:
         import cam_core
 
         key, batch = self.kwargs["run_key"], self.kwargs["batch_size"]
-        reporter.batch_size = batch
+        reporter.batch_size = batch if isinstance(batch, int) else None  # "auto": sized by the run
         # what compute_cams does before its first batch ends: the run declared, then a batch (and the warm-up)
-        reporter.step(f"Declaring run '{key}' ({len(self.view)} samples), then computing its first batch of {batch}")
+        first = f"of {batch}" if isinstance(batch, int) else "(measured to size the others)"
+        reporter.step(f"Declaring run '{key}' ({len(self.view)} samples), then computing its first batch {first}")
         with self.facts.lock:
             results = cam_core.compute_cams(self.view, progress=reporter, **self.kwargs)
         cam_core.show_run(self.dataset, key, list(results.fields))

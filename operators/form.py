@@ -9,11 +9,8 @@ execution in the App and in ``foo.execute_operator``.
 """
 import fiftyone.operators.types as types
 
-from . import delegation, models, params
+from . import delegation, execution, models, params
 from .choices import class_input, dropdown, engine_check, invalid, layer_picker, secret
-
-# views larger than this are offered delegated execution by default
-LARGE_VIEW = 100
 
 
 def build(ctx, inputs):
@@ -35,7 +32,7 @@ def build(ctx, inputs):
     _methods(ctx, inputs, facts)
     complete = _target(ctx, inputs, view, facts)
     _run_key(ctx, inputs, view)
-    _compute(inputs)
+    execution.compute_fields(inputs)
     splittable = delegation.split(ctx, inputs)
     delegation.schedule_notice(inputs)
     _storage(ctx, inputs, view)
@@ -47,9 +44,13 @@ def build(ctx, inputs):
     plan, ok = engine_check(inputs, names, cam_core.check_compute_args, view, **kwargs)
     if ok:
         objects = f", objects in {plan.detections_field}" if getattr(plan, "detections_field", None) else ""
+        count = view.count()
         inputs.view("summary", types.Notice(
-            label=f"{view.count()} sample(s) x {len(plan.fields)} map(s): {', '.join(plan.fields)}{objects}",
+            label=f"{count} sample(s) x {len(plan.fields)} map(s): {', '.join(plan.fields)}{objects}",
         ))
+        reason = execution.delegation_reason(ctx, facts, count)
+        if reason and not ctx.requesting_delegated_execution:
+            inputs.view("delegation", types.Warning(label="Delegated execution recommended", description=reason))
     return ok
 
 
@@ -212,31 +213,6 @@ def _run_key(ctx, inputs, view):
         inputs.enum("existing_run", radio.values(), label=f"Run '{ctx.params.get('run_key', default)}' exists", view=radio)
 
 
-def _compute(inputs):
-    import torch
-
-    d = params.defaults()
-    inputs.int("batch_size", default=d["batch_size"], min=1, label="Batch size",
-               description="Images per forward and backward; lower it to use less memory")
-    inputs.int("num_workers", default=d["num_workers"], min=0, label="Workers",
-               description="DataLoader processes decoding images (delegated runs; immediate runs decode in the App "
-                           "server). Empty: one per spare core")
-    inputs.int("num_shards", default=1, min=1, label="Split into jobs",
-               description="With N > 1 the run is queued as N delegated jobs (shards of the samples) that any "
-                           "delegated workers pick up, each on its own device; the model must be a registered "
-                           "factory, which every worker builds the same")
-    devices = types.RadioGroup()
-    # auto: decided where the run executes (a delegated worker uses its own GPU)
-    devices.add_choice("auto", label="auto", description="CUDA where the run executes has a GPU, else the CPU")
-    devices.add_choice("cpu", label="cpu")
-    if torch.cuda.is_available():
-        devices.add_choice("cuda", label="cuda", description=torch.cuda.get_device_name(0))
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        devices.add_choice("mps", label="mps")
-    prop = inputs.enum("device", devices.values(), default="auto", label="Device", view=devices)
-    prop.error_message = f"choose one of: {', '.join(devices.values())}"
-
-
 def _storage(ctx, inputs, view):
     import cam_core
 
@@ -279,17 +255,3 @@ def _scores(ctx, inputs, view, facts):
     if not facts.detector or ctx.params.get("aug_smooth"):
         inputs.bool("aug_smooth", default=False, label="Augmentation smoothing",
                     description="grad-cam's aug_smooth: six augmented copies per image (six times the work)")
-
-
-def recommend_delegation(ctx):
-    """Whether delegated execution should be preselected: a large view, or a
-    costly method."""
-    import cam_core
-
-    methods = ctx.params.get("methods") or []
-    costly = any(getattr(cam_core.METHODS.get(str(m).lower()), "costly", False) for m in methods)
-    try:
-        n = ctx.target_view().count()
-    except Exception:
-        n = 0
-    return costly or n > LARGE_VIEW

@@ -22,6 +22,8 @@ EXISTING_RUN = ("overwrite", "continue")
 _OBJECTS = ("transforms", "classes", "progress")
 # keywords whose form shape differs: translated below
 _TRANSLATED = ("target", "target_class", "overwrite", "skip_existing")
+# the form's batch size (compute_cams' own default is an integer, kept for Python calls)
+FORM_BATCH_SIZE = "auto"
 
 
 def defaults():
@@ -60,6 +62,7 @@ def params_from_args(model, pretrained=True, num_shards=1, **kwargs):
     for key in ("layers", "methods"):
         if isinstance(params.get(key), str):
             params[key] = [params[key]]
+    params["batch_size"] = str(params["batch_size"])  # the form's field is text: "auto" or a number
     params.update(_target_params(args["target"], args["target_class"]))
     if args["overwrite"] and args["skip_existing"]:
         raise ValueError("overwrite and skip_existing exclude each other: choose one")
@@ -108,6 +111,7 @@ def compute_kwargs(params, facts):
     kwargs = defaults()
     kwargs.update({k: params[k] for k in kwargs if k not in _TRANSLATED and params.get(k) not in (None, "")})
     kwargs["model"] = facts.description
+    kwargs["batch_size"] = batch_size_value(kwargs["batch_size"])
     kwargs["overwrite"] = params.get("existing_run") == "overwrite"
     kwargs["skip_existing"] = params.get("existing_run") == "continue"
     target = params.get("target") or "prediction"
@@ -129,6 +133,15 @@ def form_property(param, params):
     if param in ("transforms", "classes"):
         return "model"
     return param
+
+
+def batch_size_value(value):
+    """A batch size as the engine takes it: the form's text field gives
+    ``"auto"`` or digits (an integer); anything else is passed on for the
+    engine's check to refuse."""
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value.strip())
+    return value.strip() if isinstance(value, str) else value
 
 
 def class_value(value, facts):

@@ -33,6 +33,7 @@ def compute_cams(
     aug_smooth=False,
     score_threshold=0.5,
     max_objects=20,
+    precision="fp32",
 ):
     """Computes class activation maps for every sample and stores each as an ``fo.Heatmap``.
 
@@ -70,7 +71,16 @@ def compute_cams(
         target_class (None): with a ``fo.Segmentation`` target field, the class
             whose ground-truth region is explained (default: the most frequent
             non-background class of each mask)
-        batch_size (16): images per forward/backward
+        batch_size (16): images per forward/backward, or ``"auto"``: the
+            largest batch that fits a memory budget (on CUDA 80% of the GPU's
+            free memory, on the CPU half of the available RAM), measured on a
+            first batch of two of the real images (a detector's per-object
+            backwards included), then used for the rest of the run (at most
+            512 images on CUDA, 64 elsewhere; 16 where memory cannot be
+            measured, e.g. MPS). An integer is kept as given, except for
+            detectors: their batches are split into sub-batches whose
+            measured cost fits the same budget, so that a run cannot take a
+            process (the App server) beyond the machine's memory
         num_workers (None): DataLoader worker processes decoding images while
             the model computes; None picks one per core beyond the one the
             model's thread needs (at most 4; 0 on one core or for a single batch)
@@ -114,6 +124,16 @@ def compute_cams(
             ``"prediction"`` or a class): those of at least this score
         max_objects (20): the most objects explained per image (a detector:
             one backward per object rank, shared by the batch's images)
+        precision ("fp32"): ``"fp32"``, ``"bf16"`` or ``"fp16"``: the
+            forward and backward run under ``torch.autocast`` in that type,
+            the maps are computed in fp32 from its activations and gradients;
+            fp16 scales the loss so that small gradients do not underflow.
+            bf16 suits CPUs and recent GPUs; fp16 runs on the CPU too but
+            slowly (its kernels are meant for GPUs). ScoreCAM's and
+            AblationCAM's extra forwards and ShapleyCAM's second-order pass
+            run in fp32. Recorded on the run: a continuation keeps it. Maps differ
+            from fp32's by the reduced precision (see the equivalence tests
+            for the tolerances checked)
 
     Detectors (torchvision's Faster R-CNN, RetinaNet, FCOS, SSD, or any module
     returning one mapping of ``boxes``, ``labels``, ``scores`` per image: see

@@ -13,6 +13,7 @@ import torch
 from PIL import Image
 
 from ..engine.methods import resolve_methods
+from ..engine.precision import check_precision
 from ..engine.targets import TargetSpec, class_index
 from ..errors import CamArgumentError, CamArgumentTypeError
 from ..labels import check_gt_field, check_iou_threshold, label_fields
@@ -22,6 +23,7 @@ from ..models.describe import describe_model
 from ..runs.record import CamRunConfig
 from ..runs.state import stored_run_keys
 from . import detect
+from .budget import UNMEASURED
 from .continuation import check_continuation
 from .plan import Plan, agreement_groups, run_fields
 
@@ -42,10 +44,12 @@ def settle(a):
             "run_key", f"run_key must be a valid Python identifier (letters, digits, underscores); got {run_key!r}")
     if a["storage"] not in STORAGE:
         raise CamArgumentError("storage", f"storage must be one of {STORAGE}; got {a['storage']!r}")
-    _check_count("batch_size", a["batch_size"], 1)
+    if a["batch_size"] != "auto":
+        _check_count("batch_size", a["batch_size"], 1, "or 'auto' (the largest batch that fits the memory budget)")
     if a["num_workers"] is not None:
         _check_count("num_workers", a["num_workers"], 0)
     device = _check_device(a["device"])
+    check_precision(a["precision"], device)  # before the model is loaded; its layers below
     methods = resolve_methods(a["methods"])
     dataset = samples._root_dataset
 
@@ -69,6 +73,7 @@ def settle(a):
     description = describe_model(a["model"], transforms=a["transforms"], classes=a["classes"])
     model = description.model
     layers = description.resolve_layers(a["layers"])
+    precision = check_precision(a["precision"], device, methods, layers)
     classes, num_outputs, segmenter = model.classes, description.num_outputs, description.segmenter
     target, target_class, detector = settle_target(
         a, samples, description, methods, run_key, dataset.get_field_schema(), _owned(old))
@@ -118,7 +123,7 @@ def settle(a):
         storage=storage, output_dir=output_dir, fields=fields, agreement_field=agreement_field,
         agreement_groups=groups, gt_field=gt_field, all_objects=bool(a["all_objects"]), iou_threshold=iou_threshold,
         faithfulness=bool(a["faithfulness"]), eigen_smooth=bool(a["eigen_smooth"]), aug_smooth=bool(a["aug_smooth"]),
-        resume=resume, replace=existing and overwrite,
+        resume=resume, replace=existing and overwrite, precision=precision,
         assumed_stretch=_assumed_stretch(steps), **detector,
     )
     if resume:  # the same model, target, preprocessing and scoring as the run it continues
@@ -189,9 +194,10 @@ def check_samples(samples):
             "samples", f"cam_core explains images; this collection's media type is '{samples.media_type}'")
 
 
-def _check_count(name, value, least):
+def _check_count(name, value, least, alternative=""):
     if isinstance(value, bool) or not isinstance(value, int) or value < least:
-        raise CamArgumentError(name, f"{name} must be an integer >= {least}; got {value!r}")
+        raise CamArgumentError(name, f"{name} must be an integer >= {least}{' ' + alternative if alternative else ''}; "
+                                     f"got {value!r}")
 
 
 def _workers(asked, count, batch_size):
@@ -200,7 +206,7 @@ def _workers(asked, count, batch_size):
     worker costs more than it saves)."""
     if asked is not None:
         return asked
-    if count <= batch_size:
+    if count <= (UNMEASURED if batch_size == "auto" else batch_size):  # an automatic batch counts as 16 here
         return 0
     return max(0, min(4, (os.cpu_count() or 1) - 1))
 

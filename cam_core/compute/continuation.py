@@ -14,9 +14,10 @@ KEPT = [
     ("target_class", "target_class"), ("eigen_smooth", "eigen_smooth"), ("aug_smooth", "aug_smooth"),
     ("gt_field", "gt_field"), ("all_objects", "all_objects"), ("iou_threshold", "iou_threshold"),
     ("faithfulness", "faithfulness"), ("score_threshold", "score_threshold"), ("max_objects", "max_objects"),
+    ("precision", "precision"),
 ]
 # settings recorded only by later versions: a run recorded without them is not refused for them
-LATER = {"score_threshold", "max_objects"}
+LATER = {"score_threshold", "max_objects", "precision"}
 
 
 def check_continuation(run_key, old, new):

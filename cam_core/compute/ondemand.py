@@ -17,6 +17,7 @@ from PIL import Image
 from ..engine import CamEngine
 from ..engine.detector import DetectorEngine
 from ..engine.methods import resolve_methods
+from ..engine.precision import check_precision
 from ..engine.targets import class_index, class_name
 from ..errors import CamArgumentError, CamArgumentTypeError
 from ..media.geometry import apply_transforms, transform_steps
@@ -36,7 +37,7 @@ PERTURB_BATCH = 16
 
 def explain(image, model, layers=None, methods="gradcam", target="prediction", model_kwargs=None, transforms=None,
             classes=None, target_class=None, device="auto", eigen_smooth=False, aug_smooth=False,
-            score_threshold=0.5, max_objects=20):
+            score_threshold=0.5, max_objects=20, precision="fp32"):
     """The class activation maps of one image, in memory (nothing is stored).
 
     For example, in a notebook::
@@ -69,7 +70,7 @@ def explain(image, model, layers=None, methods="gradcam", target="prediction", m
             torchvision's random weights; ``{"pretrained": False}``: timm's)
         transforms (None), classes (None), target_class (None), device ("auto"),
         eigen_smooth (False), aug_smooth (False), score_threshold (0.5),
-        max_objects (20): as for :func:`cam_core.compute_cams`
+        max_objects (20), precision ("fp32"): as for :func:`cam_core.compute_cams`
 
     Returns:
         an :class:`cam_core.Explanation`: a mapping ``{(method, layer): (H, W)
@@ -87,6 +88,7 @@ def explain(image, model, layers=None, methods="gradcam", target="prediction", m
     img, sample, source = read_image(image)
     description = described(model, model_kwargs, transforms, classes)
     infos = description.resolve_layers(layers)
+    precision = check_precision(precision, device, methods, infos)
     samples = _collection_of(sample)
     if isinstance(target, str) and target.startswith("field:") and samples is None:
         raise CamArgumentError("target", f"target '{target}' reads a label of a FiftyOne sample in a dataset; pass "
@@ -114,12 +116,13 @@ def explain(image, model, layers=None, methods="gradcam", target="prediction", m
         home, engine = _module_device(module), None
         try:
             if plan.detector:
-                engine = DetectorEngine(module.to(device), infos, methods, device, eigen_smooth=eigen_smooth)
+                engine = DetectorEngine(module.to(device), infos, methods, device, eigen_smooth=eigen_smooth,
+                                        precision=precision)
                 choose = chooser(plan, group, ids)
                 result = engine.explain(x[None], choose)
                 return _detector_explanation(plan, frame, result, cam_model.name, target, source)
             engine = CamEngine(module.to(device), infos, methods, device, PERTURB_BATCH, eigen_smooth=eigen_smooth,
-                               aug_smooth=aug_smooth)
+                               aug_smooth=aug_smooth, precision=precision)
             result = engine.explain(x[None], target_maker(plan, group, ids, labels, tuple(x.shape[-2:])))
             canvases, seen = _placed(frame, {k: m[0] for k, m in result.maps.items()})
             c = result.indices[0]

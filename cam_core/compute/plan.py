@@ -61,7 +61,9 @@ class Plan:
         target: the parsed :class:`cam_core.engine.targets.TargetSpec`
         target_class: a segmentation field's explained class index, or None
         classes / num_outputs / segmenter: what the model scores
-        device, batch_size, num_workers: how it is computed
+        device, batch_size, num_workers: how it is computed (``batch_size``:
+            an integer or ``"auto"``, see :mod:`cam_core.compute.budget`)
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"`` (:mod:`cam_core.engine.precision`)
         storage, output_dir: where the maps go
         fields: ``{field: [method, layer]}``
         agreement_field / agreement_groups: the agreement values, if any
@@ -92,7 +94,7 @@ class Plan:
     num_outputs: int
     segmenter: bool
     device: torch.device
-    batch_size: int
+    batch_size: object
     num_workers: int
     storage: str
     output_dir: str
@@ -113,6 +115,7 @@ class Plan:
     score_threshold: float = None
     max_objects: int = None
     object_masks: bool = False
+    precision: str = "fp32"
 
     def all_fields(self):
         """The Heatmap fields, then the agreement and detections fields if there are."""
@@ -144,6 +147,7 @@ class Plan:
             detections_field=self.detections_field,
             score_threshold=self.score_threshold,
             max_objects=self.max_objects,
+            precision=self.precision,
             versions={"fiftyone": fo.__version__, "torch": torch.__version__, "torchvision": _version("torchvision"),
                       "grad-cam": _version("grad-cam"), "timm": _version("timm")},
         )

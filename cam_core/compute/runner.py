@@ -24,6 +24,7 @@ from ..runs import owner, state
 from ..runs.results import save_results
 from ..skips import no_label
 from . import batch, schema, truth
+from .budget import UNMEASURED, BatchPlanner
 from .writer import BatchWriter
 
 logger = logging.getLogger(__name__)
@@ -129,15 +130,18 @@ def compute(plan, claim, progress, started, only_ids=None):
     home = _module_device(module)
     if plan.detector:
         engine = DetectorEngine(module.to(plan.device), plan.layers, plan.methods, plan.device,
-                                eigen_smooth=plan.eigen_smooth)
+                                eigen_smooth=plan.eigen_smooth, precision=plan.precision)
     else:
-        engine = CamEngine(module.to(plan.device), plan.layers, plan.methods, plan.device, plan.batch_size,
-                           eigen_smooth=plan.eigen_smooth, aug_smooth=plan.aug_smooth)
+        engine = CamEngine(module.to(plan.device), plan.layers, plan.methods, plan.device,
+                           plan.batch_size if plan.batch_size != "auto" else UNMEASURED,
+                           eigen_smooth=plan.eigen_smooth, aug_smooth=plan.aug_smooth, precision=plan.precision)
     mixed_sizes = plan.detector and resizes_inside(module)
+    # a detector's batch is split to the memory budget whatever its size: its per-object backwards can take GBs
+    planner = BatchPlanner(plan.batch_size, plan.device, protect=plan.detector)
     writer = BatchWriter(plan, claim, started)
     try:
         with fou.ProgressBar(total=len(ids), progress=progress) as pb:
-            for items in loader(paths, plan.steps, plan.batch_size, plan.num_workers):
+            for items in _batches(plan, planner, paths):
                 good, skipped = [], []
                 for it in items:
                     skip = it.skip
@@ -150,12 +154,13 @@ def compute(plan, claim, progress, started, only_ids=None):
                                         "reason": skip.reason})
                 # a detector that resizes inside takes images of any sizes in one batch
                 groups = ([good] if good else []) if mixed_sizes else groups_by_shape(good)
-                for g, group in enumerate(groups):
-                    placed = batch.explain(plan, engine, group, ids, labels)
-                    if g == 0:  # the loader's skips, then the batch's own (untrue maps)
-                        placed.skipped = skipped + placed.skipped
+                for part in (part for group in groups for part in planner.split(group)):
+                    with planner.measured(len(part)):
+                        placed = batch.explain(plan, engine, part, ids, labels)
+                    # the loader's skips go with the batch's first part, then the part's own (untrue maps)
+                    placed.skipped, skipped = skipped + placed.skipped, []
                     writer.submit(placed)
-                if not groups and skipped:
+                if skipped:
                     writer.submit(batch.empty(skipped))
                 pb.update(len(items))
     except BaseException:
@@ -166,6 +171,23 @@ def compute(plan, claim, progress, started, only_ids=None):
     finally:
         module.to(home)  # the model is left as found
         engine.close()
+
+
+def _batches(plan, planner, paths):
+    """The loader's batches of ``paths`` (items indexed into ``paths``): with
+    an automatic batch size, small ones read in this thread until the
+    planner has measured one, then one loader of the planned size."""
+    start = 0
+    while start < len(paths):
+        settled = planner.settled
+        end = len(paths) if settled else start + planner.size
+        # an integer batch is the user's (the planner may split it); an automatic one is the planned size
+        size = planner.size if planner.auto else planner.limit
+        for items in loader(paths[start:end], plan.steps, size, plan.num_workers if settled else 0):
+            for it in items:
+                it.index += start
+            yield items
+        start = end
 
 
 def _module_device(module):

@@ -15,16 +15,28 @@ A sample's map explains all its objects together, as grad-cam's
 ``FasterRCNNBoxScoreTarget`` with every box does: its gradients are the sum
 of the objects' (gradients are linear in the target), so it costs nothing
 more. Gradient-free methods (EigenCAM) give one map, the same for each object.
+
+Memory: the graph is recorded from the explained layers on (:mod:`.graph`),
+not from the input; each object's maps are finished (placed at the input's
+size) only when read, image by image (:class:`ObjectMaps`), instead of a
+batch's images x objects full-size maps at once. What a batch still holds:
+the graph of the model after the layers for its images (a Faster R-CNN's
+region head over its proposals) and the gradients of one backward.
 """
+import copy
+import functools
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import torch
 
 from ..errors import CamArgumentError
+from . import graph
 from .detection import InputGeometry, check_detection_output, detached
 from .fastmaps import RAW_MAPS, LayerGrids, _min_max
 from .methods import METHODS
+from .precision import Gradients
 from .state import preserved_state
 
 logger = logging.getLogger(__name__)
@@ -57,7 +69,8 @@ class DetectionResult:
             image's map of all its objects, at the input's (H, W)
         peaks: same keys, (B,) numpy: each map's max after its ReLU
         objects: per image its list of :class:`cam_core.engine.detection.DetectedObject`
-        object_maps: same keys, per image a (K, H, W) float32 tensor, one map per object
+        object_maps: same keys, per image a (K, H, W) float32 tensor, one map
+            per object (an :class:`ObjectMaps`: each image's are finished when read)
     """
 
     maps: dict
@@ -75,13 +88,16 @@ class DetectorEngine:
         methods: canonical names of methods :func:`check_detector_methods` allows
         device: a torch device
         eigen_smooth (False): grad-cam's ``eigen_smooth``
+        precision ("fp32"): the forward and backward's, see :mod:`.precision`
     """
 
-    def __init__(self, model, layers, methods, device="cpu", eigen_smooth=False):
+    def __init__(self, model, layers, methods, device="cpu", eigen_smooth=False, precision="fp32"):
         check_detector_methods(methods)
         self.model, self.layers, self.methods = model, layers, methods
         self.device = torch.device(device)
         self.eigen_smooth = bool(eigen_smooth)
+        self.precision = precision
+        self.gradients = Gradients(precision)
         self.geometry = InputGeometry(model)
         self._warned = set()
 
@@ -109,22 +125,7 @@ class DetectorEngine:
     def _explain(self, x, choose):
         b = len(x)
         hws = [tuple(t.shape[-2:]) for t in x]  # a list's images may differ in size
-        modules = {info.module for info in self.layers}
-        acts = {}
-
-        def record(module, args, output):
-            acts[module] = output
-
-        handles = [m.register_forward_hook(record) for m in modules]
-        # a graph even for frozen models
-        xin = [t.detach().requires_grad_(True) for t in x] if isinstance(x, list) else x.detach().requires_grad_(True)
-        try:
-            with self.geometry.recording():
-                out = self.model(xin)
-        finally:
-            for h in handles:
-                h.remove()
-        check_detection_output(out, b)
+        out, acts = self._forward(x, b)
         objects = choose([detached(o) for o in out])
         if len(objects) != b:
             raise RuntimeError(f"{len(objects)} object lists for a batch of {b}")
@@ -143,7 +144,7 @@ class DetectorEngine:
             matched = loss.requires_grad  # False: no object of this round matched an output box (empty maps)
             grads = [None] * len(tensors)
             if matched:
-                grads = torch.autograd.grad(loss, tensors, retain_graph=k < kmax - 1, allow_unused=True)
+                grads = self.gradients(loss, tensors, retain_graph=k < kmax - 1)
             for li, (info, g) in enumerate(zip(self.layers, grads)):
                 g = self._grad(info, g, grids[li], hws[0], matched)
                 summed[li] += g
@@ -164,11 +165,24 @@ class DetectorEngine:
                 maps[key], peaks[key] = self._finish(raw, hws, range(b))
                 if m not in gradient:  # gradient-free: the one map explains each object
                     per_object[key] = [[raw[r]] * counts[r] for r in range(b)]
-        object_maps = {key: [self._finish(torch.stack(rows), hws, [r] * len(rows))[0] if rows
-                             else torch.zeros((0, *hws[r]), device=self.device) for r, rows in enumerate(lists)]
-                       for key, lists in per_object.items()}
+        # this batch's geometry, whenever the maps are read
+        finish = functools.partial(self._finish, geometry=copy.copy(self.geometry))
+        object_maps = {key: ObjectMaps(finish, lists, hws, self.device) for key, lists in per_object.items()}
         peaks = dict(zip(peaks, torch.stack(list(peaks.values())).cpu().numpy())) if peaks else {}
         return DetectionResult(maps, peaks, objects, object_maps)
+
+    def _forward(self, x, b):
+        """The hooked forward (:func:`.graph.forward`): ``(outputs in fp32, {module: output})``."""
+        def call(xin):
+            with self.geometry.recording():
+                out = self.model(xin)
+            check_detection_output(out, b)
+            return out
+
+        modules = {info.module for info in self.layers}
+        out, acts, _ = graph.forward(call, x, modules, lambda out: [o["scores"] for o in out], self.precision,
+                                     self.device, model=self.model)
+        return out, acts
 
     def _grad(self, info, g, grid, hw, matched):
         if g is not None:
@@ -179,7 +193,7 @@ class DetectorEngine:
                            info.name)
         return torch.zeros_like(grid)
 
-    def _finish(self, raw, hws, rows):
+    def _finish(self, raw, hws, rows, geometry=None):
         """grad-cam's post-processing (ReLU, min-max, bilinear resize, min-max)
         with the resize following the detector's own resize and padding.
 
@@ -187,6 +201,7 @@ class DetectorEngine:
             raw: (N, h, w) raw maps
             hws: each image's input (H, W)
             rows: per map, the image it belongs to
+            geometry: the batch's :class:`InputGeometry` (default: the latest forward's)
 
         Returns:
             ``(maps, peaks)``: a (N, H, W) tensor (a list of (H, W) maps when
@@ -199,8 +214,27 @@ class DetectorEngine:
         out = [None] * len(rows)
         for r in dict.fromkeys(rows):  # the maps of one image at once
             at = [i for i, q in enumerate(rows) if q == r]
-            m_rows, m_cols = self.geometry.matrices(tuple(raw.shape[-2:]), hws[r], r, raw.device)
+            m_rows, m_cols = (geometry or self.geometry).matrices(tuple(raw.shape[-2:]), hws[r], r, raw.device)
             placed = _min_max((m_rows @ scaled[at] @ m_cols.T).clamp_min(0))
             for j, i in enumerate(at):
                 out[i] = placed[j]
         return (torch.stack(out) if len({m.shape for m in out}) == 1 else out), peaks
+
+
+class ObjectMaps(Sequence):
+    """One (method, layer)'s per-object maps of a batch, image by image:
+    ``maps[r]`` is image r's (K, H, W) float32 tensor, finished (placed at the
+    input's size) when read, so that a batch never holds all its images'
+    objects at full size at once."""
+
+    def __init__(self, finish, raws, hws, device):
+        self._finish, self._raws, self._hws, self._device = finish, raws, hws, device
+
+    def __len__(self):
+        return len(self._raws)
+
+    def __getitem__(self, r):
+        rows = self._raws[r]
+        if not rows:
+            return torch.zeros((0, *self._hws[r]), device=self._device)
+        return self._finish(torch.stack(rows), self._hws, [r] * len(rows))[0]

@@ -11,6 +11,8 @@ torch, batched, on the model's device; the others run their own grad-cam code
 on them. ScoreCAM and AblationCAM add their own batched forwards; ShapleyCAM
 its double backward; FinerCAM one more backward. grad-cam's ``eigen_smooth``
 and ``aug_smooth`` are served by :mod:`.smoothing` within the same pass.
+The graph is recorded from the layers on (:mod:`.graph`; from the input for
+FullGrad), the pass runs in the engine's precision (:mod:`.precision`).
 """
 from dataclasses import dataclass
 from types import SimpleNamespace
@@ -19,9 +21,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import graph
 from .fastmaps import RAW_MAPS, LayerGrids, finish
 from .outputs import model_output
 from .methods import METHODS
+from .precision import Gradients
 from .smoothing import augment, call, deaugment, identity_rows, replicate_targets
 from .state import preserved_state
 from .targets import finer_targets
@@ -81,9 +85,11 @@ class CamEngine:
             from the batch's one forward and backward over 6x the images (6x the time and
             activation memory: divide batch sizes by 6 to keep a plain batch's); indices,
             scores, confidences and peaks stay the un-augmented image's (see :mod:`.smoothing`)
+        precision ("fp32"): ``"fp32"``, ``"bf16"`` or ``"fp16"``: the one pass's, see :mod:`.precision`
     """
 
-    def __init__(self, model, layers, methods, device="cpu", batch_size=16, eigen_smooth=False, aug_smooth=False):
+    def __init__(self, model, layers, methods, device="cpu", batch_size=16, eigen_smooth=False, aug_smooth=False,
+                 precision="fp32"):
         self.model = model
         self.adapter = OutputAdapter(model)
         self.layers = layers
@@ -92,6 +98,7 @@ class CamEngine:
         self.batch_size = batch_size
         self.eigen_smooth = bool(eigen_smooth)
         self.aug_smooth = bool(aug_smooth)
+        self.precision, self.gradients = precision, Gradients(precision)
         self.kinds = {METHODS[m].kind for m in methods}
         self._cams = {}
 
@@ -148,15 +155,9 @@ class CamEngine:
             bias_layers = self._cam("fullgrad").target_layers
             modules |= set(bias_layers)
 
-        # ONE forward, hooked on every layer needed
-        acts = {}
-        handles = [m.register_forward_hook(_recorder(acts)) for m in modules]
-        xin = x.detach().requires_grad_(True)  # a graph even for frozen models
-        try:
-            out = model_output(self.model(xin))
-        finally:
-            for h in handles:
-                h.remove()
+        # ONE forward, hooked on every layer needed (FullGrad needs the input's gradient)
+        out, acts, xin = graph.forward(lambda xin: model_output(self.model(xin)), x, modules, lambda out: [out],
+                                       self.precision, self.device, from_layers=not bias_layers, model=self.model)
         if isinstance(out, torch.Tensor) and out.ndim not in (2, 4):
             raise ValueError(f"model output has shape {tuple(out.shape)}; expected (B, classes) or (B, classes, H, W)")
         plain = identity_rows(out, b) if self.aug_smooth else out
@@ -172,14 +173,14 @@ class CamEngine:
             wrt = [m for m in modules if m in acts]
             inputs = [acts[m] for m in wrt] + ([xin] if bias_layers else [])
             loss = sum(t(o) for t, o in zip(copies, out))
-            g = torch.autograd.grad(loss, inputs, retain_graph="finer" in self.kinds, allow_unused=True)
+            g = self.gradients(loss, inputs, retain_graph="finer" in self.kinds)
             grads = dict(zip(wrt, g))
             if bias_layers:
                 grads["input"] = g[-1]
             if "finer" in self.kinds:
                 layer_modules = [i.module for i in self.layers]
                 floss = sum(t(o) for t, o in zip(spread(finer_targets(plain, indices)), out))
-                finer_grads = dict(zip(layer_modules, torch.autograd.grad(floss, [acts[m] for m in layer_modules], allow_unused=True)))
+                finer_grads = dict(zip(layer_modules, self.gradients(floss, [acts[m] for m in layer_modules])))
         del out  # frees the graph before the extra forwards
 
         xd = x.detach()
@@ -198,8 +199,8 @@ class CamEngine:
                     raise ValueError(f"layer '{info.name}' does not influence the model output: it has no gradient")
                 if spec.fast:
                     if info.module not in grids:  # shared by the fast methods of this layer
-                        g = None if gr is None else info.to_nchw(gr, hw)
-                        grids[info.module] = LayerGrids(info.to_nchw(acts[info.module], hw), g)
+                        g = None if gr is None else info.to_nchw(gr, hw).float()  # the maps' maths in fp32
+                        grids[info.module] = LayerGrids(info.to_nchw(acts[info.module], hw).float(), g)
                     maps[key], fast_peaks[key] = finish(RAW_MAPS[method](grids[info.module], self.eigen_smooth), hw)
                     continue
                 cam = self._cam(method)
@@ -241,16 +242,13 @@ class CamEngine:
         from pytorch_grad_cam.base_cam import BaseCAM
 
         acts = {}
-        handle = info.module.register_forward_hook(_recorder(acts))
         xin = xd.clone().requires_grad_(True)
         from torch.nn.attention import SDPBackend, sdpa_kernel
 
         # fused attention kernels have no double backward; the math one does
         with sdpa_kernel([SDPBackend.MATH]):
-            try:
+            with graph.hooked([info.module], acts, from_layers=False):
                 out = model_output(self.model(xin))
-            finally:
-                handle.remove()
             act = acts[info.module]
             loss = sum(t(o) for t, o in zip(targets, out))
             (grad,) = torch.autograd.grad(loss, [act], create_graph=True)
@@ -265,9 +263,9 @@ class CamEngine:
         missing = [m for m in bias_layers if grads.get(m) is None]
         if missing:
             raise ValueError("fullgrad needs every biased conv/batch-norm layer to influence the output")
-        cam.activations_and_grads.gradients = [grads[m] for m in bias_layers]
+        cam.activations_and_grads.gradients = [grads[m].float() for m in bias_layers]
         leaf = xd.clone().requires_grad_(True)
-        leaf.grad = grads["input"]
+        leaf.grad = grads["input"].float()
         try:
             per_layer = call(type(cam).compute_cam_per_layer, cam, leaf, targets, eigen_smooth=self.eigen_smooth)
         finally:
@@ -275,13 +273,6 @@ class CamEngine:
             cam.activations_and_grads.gradients = []
         peak = per_layer.sum(axis=1).reshape(len(xd), -1).max(axis=1)
         return cam.aggregate_multi_layers(per_layer), peak
-
-
-def _recorder(store):
-    def hook(module, args, output):
-        store[module] = output
-
-    return hook
 
 
 def _numpy(t):

@@ -52,6 +52,9 @@ class CamRunConfig(fors.RunConfig):
         max_objects: the most boxes explained per image
         explanations: maps saved later from explanations on demand
             (:func:`cam_core.save_explanation`): ``{field: {"method", "layer", "target"}}``
+        score_threshold, max_objects: which of a detector's boxes were explained
+        precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the forward and
+            backward's (runs recorded before it existed: ``"fp32"``)
     """
 
     def __init__(self, model=None, model_kwargs=None, layers=None, methods=None, target="prediction",
@@ -59,7 +62,7 @@ class CamRunConfig(fors.RunConfig):
                  output_dir=None, fields=None, agreement_field=None, gt_field=None, all_objects=False,
                  iou_threshold=0.5, faithfulness=False, assumed_stretch=None, versions=None, scorings=None,
                  eigen_smooth=False, aug_smooth=False, detections_field=None, score_threshold=None,
-                 max_objects=None, explanations=None, **kwargs):
+                 max_objects=None, explanations=None, precision="fp32", **kwargs):
         self.model = model
         self.model_kwargs = dict(model_kwargs or {})
         self.layers = list(layers or [])
@@ -86,6 +89,7 @@ class CamRunConfig(fors.RunConfig):
         self.score_threshold = score_threshold
         self.max_objects = max_objects
         self.explanations = dict(explanations or {})
+        self.precision = precision
         kwargs.setdefault("method", "cam")
         super().__init__(**kwargs)
 
