@@ -4,6 +4,16 @@ Preprocessing resizes, crops and pads. To store a map that lines up with the
 original image as the App draws it (stretched over the whole image), the
 engine applies the transforms step by step, records how each step moves the
 frame, and later pastes the input-sized map back into that frame.
+
+torchvision's resizes, crops and pads are understood by their type. Any other
+step that moves the image (a letterbox, an image processor that resizes and
+pads to a fixed size) says how with a method ``placement(width, height)``:
+given the size of what it receives, it returns ``((scale_x, scale_y),
+(offset_x, offset_y))`` such that its output pixel ``i`` covers the pixels
+``[offset + i * scale, offset + (i + 1) * scale)`` of what it received (a
+letterbox that scales by ``r`` and pads ``left`` columns: ``scale = 1 / r``,
+``offset = -left / r``). A step that changes the size without saying how is
+taken as a stretch, and recorded as such.
 """
 from dataclasses import dataclass, field
 
@@ -161,9 +171,19 @@ def apply_transforms(steps, img):
         before = _size(x)
         x = step(x)
         after = _size(x)
-        if after != before:
+        if callable(getattr(step, "placement", None)):
+            _place(frame, step.placement(*before))
+        elif after != before:
             _update(frame, step, before, after)
     return x, frame
+
+
+def _place(frame, placement):
+    # a step's own account of where its output lies in what it received, composed onto the frame
+    (sx, sy), (ox, oy) = placement
+    for axis, (s, o) in enumerate(((sx, ox), (sy, oy))):
+        frame.offset[axis] += o * frame.scale[axis]
+        frame.scale[axis] *= s
 
 
 def _size(x):
