@@ -168,3 +168,27 @@ def test_a_model_no_kind_matches_is_refused_at_the_probe(dataset, image_dir):
     with pytest.raises(cam_core.CamArgumentError, match=r"scores have shape"):
         cam_core.compute_cams(dataset, AnchorScores(), run_key="anchors")
     assert dataset.list_runs() == [] and not [f for f in dataset.get_field_schema() if f.startswith("anchors")]
+
+
+class InferenceOnly(nn.Module):
+    """A wrapper whose forward runs without gradients, as inference code often does."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = models.resnet18()
+
+    @torch.no_grad()
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_a_model_that_gives_no_gradient_is_refused_at_the_probe(dataset, image_dir):
+    import fiftyone as fo
+
+    dataset.add_sample(fo.Sample(filepath=image_dir["astronaut"]))
+    p = probe_model(InferenceOnly(), torch.rand(1, 3, 64, 64))
+    assert not p.layers and "carries no gradient from the image" in p.rejected["net.layer4"]
+    with pytest.raises(cam_core.CamArgumentError, match=r"no layer with a spatial output .*: its output carries no "
+                                                        r"gradient from the image") as e:
+        cam_core.compute_cams(dataset, InferenceOnly(), run_key="nograd")
+    assert e.value.param == "model" and dataset.list_runs() == []

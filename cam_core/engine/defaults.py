@@ -4,6 +4,7 @@ suggested layers of a model when none are named.
 Both work on a :class:`cam_core.engine.layers.ModelProbe` (one dry forward).
 """
 import difflib
+import re
 
 from torch import nn
 
@@ -143,11 +144,13 @@ def _reads_patches(model, info):
 
 
 def _no_layer_message(probe):
+    # the most common reason, its shapes left out so that one kind of refusal counts once
     reasons = {}
     for reason in probe.rejected.values():
-        reasons[reason] = reasons.get(reason, 0) + 1
+        kind = re.sub(r"\s*\([^)]*\)", "", reason)
+        reasons[kind] = reasons.get(kind, 0) + 1
     common = max(reasons, key=reasons.get, default=None)
-    said = f"; the most common reason, for {reasons[common]} modules: {common}" if common else ""
+    said = f"; {reasons[common]} of its {len(probe.rejected)} modules: {common}" if common else ""
     return f"the model has no layer with a spatial output (a grid over the image){said}"
 
 
