@@ -18,8 +18,11 @@ class LayerInfo:
         module: the module
         shape: its output shape in the dry forward
         layout: ``"nchw"``, ``"nhwc"`` or ``"tokens"``
-        prefix_tokens: leading non-patch tokens (class, distillation), tokens only
-        stride: input pixels per grid cell (y, x), tokens only
+        prefix_tokens: leading non-patch tokens (class, distillation, registers), tokens only
+        stride: input pixels per grid cell (y, x), tokens only: the stride the
+            grid was found with (an int, or a float where it does not divide
+            the input); the grid at another input size is the input over it,
+            rounded down or up to the token count
         grid: the (h, w) of its grid in the dry forward
         key: for one entry of a module's mapping output (a pyramid level),
             its key; None for a module whose output is the grid
