@@ -13,12 +13,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-# what the sweep computes: two gradient methods, a gradient method whose map
-# is non-empty wherever the layer's gradient is, and an activation method
-METHODS = ["gradcam", "gradcamplusplus", "layercam", "eigencam"]
-# the methods whose maps must not be empty: LayerCAM is empty only where the
-# gradient is (a layer the score does not reach), EigenCAM never
-MUST_SHOW = ("layercam", "eigencam")
+# what the sweep computes: two gradient methods, LayerCAM, and the two projections: EigenCAM of the
+# activations and EigenGradCAM of activations x gradients
+METHODS = ["gradcam", "gradcamplusplus", "layercam", "eigencam", "eigengradcam"]
+# the maps that must not be empty: a projection's first component, sign-corrected, is empty only where
+# what it projects is zero (EigenGradCAM: where the score's gradient does not reach the layer). A ReLU
+# of a signed sum (GradCAM, GradCAM++, LayerCAM over a norm's signed outputs) may be empty everywhere
+# with random weights
+MUST_SHOW = ("eigencam", "eigengradcam")
 IMAGES = ("astronaut", "coffee")  # 512x512 and 600x400: a square and a wide photograph
 
 
@@ -220,6 +222,40 @@ def without_zero_weights(module):
     return module
 
 
+def calibrated(module, spec, paths):
+    """``module`` with its batch norms' statistics those of the photographs, as
+    training leaves them statistics of real images: at their initial zero mean
+    and unit variance the activations of some random networks vanish or are
+    equal at every position (SSDLite, LeViT, MobileViT), and no map can show
+    anything. One forward without gradients, every other module in eval mode."""
+    from PIL import Image
+
+    norms = [m for m in module.modules() if isinstance(m, torch.nn.modules.batchnorm._BatchNorm) and m.track_running_stats]
+    if not norms:
+        return module
+    t = transforms(spec)
+    images = [Image.open(paths[name]).convert("RGB") for name in IMAGES]
+    if t is None:  # a detector resizes inside: the photographs as they are
+        from torchvision.transforms.functional import to_tensor
+
+        x = [to_tensor(img) for img in images]
+    else:
+        x = torch.stack([t(img) for img in images])
+    momenta = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # a plain average over the batch
+        m.train()
+    try:
+        with torch.no_grad():
+            module(x)
+    finally:
+        for m, momentum in zip(norms, momenta):
+            m.momentum = momentum
+            m.eval()
+    return module
+
+
 def transforms(spec):
     """A small centre crop, normalised as ImageNet models expect; None for a
     detector (it takes the whole image and resizes it inside)."""
@@ -252,7 +288,7 @@ def explain(spec, dataset, run_key, paths):
     row = dict(source=spec.source, family=spec.family, name=spec.name, size=spec.size)
     runs, schema = dataset.list_runs(), set(dataset.get_field_schema())
     try:
-        model = cam_core.CamModel(build(spec), transforms(spec), None, spec.name)
+        model = cam_core.CamModel(calibrated(build(spec), spec, paths), transforms(spec), None, spec.name)
         row["build_seconds"] = round(time.perf_counter() - started, 2)
         description = cam_core.describe_model(model)
         row.update(kind=description.kind, suggested=description.default_layers, layers=len(description.layers),

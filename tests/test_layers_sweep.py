@@ -192,3 +192,29 @@ def test_a_model_that_gives_no_gradient_is_refused_at_the_probe(dataset, image_d
                                                         r"gradient from the image") as e:
         cam_core.compute_cams(dataset, InferenceOnly(), run_key="nograd")
     assert e.value.param == "model" and dataset.list_runs() == []
+
+
+def test_an_ssd_default_is_the_layer_every_level_is_computed_from():
+    """SSD's heads read one feature level each: a box found at a coarse level has no gradient on the
+    finest level. Its default is the backbone's features, the input of every level."""
+    import torchvision
+    from skimage import data
+    from torchvision.transforms.functional import to_tensor
+
+    from cam_core.engine.detection import predicted_objects
+    from cam_core.engine.detector import DetectorEngine
+
+    torch.manual_seed(0)
+    model = torchvision.models.detection.ssd300_vgg16(weights=None, weights_backbone=None, num_classes=4,
+                                                      score_thresh=0.0, detections_per_img=8).eval()
+    x = to_tensor(data.astronaut()[::2, ::2].copy())[None]
+    p = probe_model(model, x)
+    assert cam_core.default_layers(model) == ["backbone.features"]
+    assert "backbone:0" in p.layers  # the finest level, the normalised features: read by one head only
+    engine = DetectorEngine(model, resolve_layers(p, model, ["backbone.features", "backbone:0"]), ["eigengradcam"])
+    res = engine.explain(x, lambda outs: [predicted_objects(o, 0.0, 8) for o in outs])
+    peaks = {name: res.object_maps[("eigengradcam", name)][0].flatten(1).amax(dim=1)
+             for name in ("backbone.features", "backbone:0")}
+    assert len(peaks["backbone.features"]) >= 4
+    assert (peaks["backbone.features"] > 0.5).all()  # every box's gradient reaches the features
+    assert (peaks["backbone:0"] == 0).any()  # the former default: boxes of the coarser levels had empty maps

@@ -158,8 +158,9 @@ def _detector_layer(probe):
     """A detector's backbone stage that every head reads: the deepest layer
     computed before its feature pyramid (whose levels a Faster R-CNN box head
     reads one per box, by box size, so one level's map of a box may be
-    empty). Without a pyramid (SSD), the finest of the feature maps its
-    backbone returns.
+    empty). Without a pyramid (SSD, whose heads read one level each), the
+    deepest layer on the finest level's grid computed before the first level
+    a module returns: every level is computed from it.
 
     The pyramid is the first module to return a mapping of two or more grids
     with one channel count (an FPN's levels); a backbone's stages returned as
@@ -177,7 +178,18 @@ def _detector_layer(probe):
     outputs = [m for m in probe.order if maps.get(m)]
     if outputs:
         last = maps[max(outputs, key=finish.get)]
-        return [max(last, key=lambda n: layers[n].grid[0] * layers[n].grid[1])]
+        finest = max(last, key=lambda n: layers[n].grid[0] * layers[n].grid[1])
+        # every level is computed from what was computed before the first level a module returns: the
+        # deepest layer on the finest grid by then (SSD's features, whose normalised copy is its first
+        # level and the input of the others): a box scored at any level has a gradient there
+        returned = [n for n in last if layers[n].key is None]
+        if returned:
+            first = min(returned, key=finish.get)
+            before = [n for n, i in layers.items() if i.layout == "nchw" and i.key is None
+                      and finish[n] <= finish[first] and i.grid == layers[finest].grid]
+            if before:
+                return [max(before, key=finish.get)]
+        return [finest]
     return [max(layers, key=finish.get)]
 
 
