@@ -49,7 +49,10 @@ class Spec:
 
 # inputs the architecture needs: fixed grids (MaxViT's 7x7 windows at every stage), a minimum size
 TV_SIZES = {"maxvit_t": 224, "inception_v3": 160, "googlenet": 64, "alexnet": 128, "vit_h_14": 56}
-TV_KWARGS = {"vit_b_16": dict(image_size=64), "vit_b_32": dict(image_size=64), "vit_l_16": dict(image_size=64),
+# GoogLeNet and Inception v3 draw their initial weights from scipy's truncated normal unless told not to:
+# seconds for a random initialisation that PyTorch's default makes as well
+TV_KWARGS = {"googlenet": dict(init_weights=False), "inception_v3": dict(init_weights=False),
+             "vit_b_16": dict(image_size=64), "vit_b_32": dict(image_size=64), "vit_l_16": dict(image_size=64),
              "vit_l_32": dict(image_size=64), "vit_h_14": dict(image_size=56)}
 # detectors keep every box (random weights score low), resize small inside and consider few
 # candidates (a box head over a thousand proposals is most of a small detector's time)

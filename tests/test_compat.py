@@ -39,7 +39,7 @@ def photos(image_dir):
     dataset.delete()
     path = os.environ.get("CAM_COMPAT_RESULTS")
     if path:
-        rows = [RESULTS[s.name] for s in SPECS if s.name in RESULTS]
+        rows = [RESULTS[s.source, s.name] for s in SPECS if (s.source, s.name) in RESULTS]
         with open(path, "w") as f:
             json.dump(rows, f, indent=1)
 
@@ -56,7 +56,7 @@ def test_every_model_gives_maps_or_says_why(case, photos, image_dir):
             continue
         finally:
             gc.collect()
-        RESULTS[spec.name] = row
+        RESULTS[spec.source, spec.name] = row
         if row["status"] == "error":
             failures.append(f"{spec.name} failed: {row['error']}")
         if row["status"] == "refused":
