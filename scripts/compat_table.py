@@ -80,8 +80,10 @@ def table(results, seconds=None):
         "(`tests/test_compat.py`) finds it: every torchvision classification, segmentation and detection",
         "builder, one model of each of many timm families and a few Hugging Face architectures, built with",
         "random weights, explained with their **default layers** (`cam_core.default_layers`) on two photographs",
-        "(512x512 and 600x400) with GradCAM, GradCAM++, LayerCAM and EigenCAM. A model either gives maps the",
-        "size of each image, or is refused with the reason, before anything is recorded on the dataset.",
+        "(512x512 and 600x400) with GradCAM, GradCAM++, LayerCAM, EigenCAM and EigenGradCAM. A model either",
+        "gives maps the size of each image, or is refused with the reason, before anything is recorded on",
+        "the dataset. Random weights: a weight initialised to zeros gets what training would give it, and",
+        "batch-norm statistics are those of the photographs (`tests/compat.py`).",
         "",
         f"{len(results)} models: {maps} give maps, {sum(r['status'] == 'refused' for r in results)} are refused, "
         f"{sum(r['status'] == 'error' for r in results)} failed. torch {torch.__version__}, torchvision "
@@ -89,7 +91,8 @@ def table(results, seconds=None):
         + (f"; the sweep took {seconds / 60:.1f} min." if seconds else "."),
         "",
         "Columns: **methods**: those whose maps showed something on both photographs (with random weights a",
-        "GradCAM map may be empty: its ReLU of a signed sum; LayerCAM and EigenCAM must show something);",
+        "GradCAM, GradCAM++ or LayerCAM map may be empty: a ReLU of a signed sum; EigenCAM and EigenGradCAM",
+        "must show something: an empty EigenGradCAM map would mean that no gradient reaches the layer);",
         "**suggested layer**: the default; **layers**: how many the model offers (`describe_model`, the App's",
         "layer picker) and how many modules are refused, by kind: attention or position matrices (a",
         "token-by-token matrix is not a grid over the image), outputs changed in place later (their hook would",
