@@ -85,10 +85,11 @@ def table(results, seconds=None):
         "the dataset. Random weights: a weight initialised to zeros gets what training would give it, and",
         "batch-norm statistics are those of the photographs (`tests/compat.py`).",
         "",
-        f"{len(results)} models: {maps} give maps, {sum(r['status'] == 'refused' for r in results)} are refused, "
+        f"{len(results)} models: {maps} give maps, {sum(r['status'] == 'refused' for r in results)} refused, "
         f"{sum(r['status'] == 'error' for r in results)} failed. torch {torch.__version__}, torchvision "
         f"{torchvision.__version__}, timm {timm.__version__}, transformers {transformers.__version__}"
-        + (f"; the sweep took {seconds / 60:.1f} min." if seconds else "."),
+        + f"; the models' builds, probes, runs and checks took {sum(r['seconds'] for r in results) / 60:.1f} min"
+        + (f" of the sweep's {seconds / 60:.1f} min." if seconds else "."),
         "",
         "Columns: **methods**: those whose maps showed something on both photographs (with random weights a",
         "GradCAM, GradCAM++ or LayerCAM map may be empty: a ReLU of a signed sum; EigenCAM and EigenGradCAM",
