@@ -2,7 +2,8 @@
 method and layer. Torch and grad-cam only: nothing here knows FiftyOne.
 
 - :mod:`.methods`: grad-cam's methods by name and how each is fed;
-- :mod:`.layers`: a model's spatial layers and token grids, from a dry forward;
+- :mod:`.layers`: a model's spatial layers, from a dry forward; :mod:`.grids`: which outputs are grids;
+  :mod:`.tokens`: token grids derived from the model and the input;
 - :mod:`.defaults`: checking layer names (:func:`resolve_layers`), suggesting layers (:func:`suggest_layers`);
 - :mod:`.targets`: one grad-cam target per image;
 - :mod:`.state`: leaving the model as it was found;
