@@ -181,7 +181,7 @@ def test_compute_cams_from_the_app_in_a_real_browser(photos, app_url):
         # stays in it (the toast goes after a few seconds)
         dialog = page.locator('[data-cy="operators-prompt-view-modal"]')
         summary = "CAM run 'cam': 4 sample(s) got 4 map(s) each; none skipped"
-        preparing = "Declaring run 'cam' (4 samples), then computing its first batch of 16"
+        preparing = "Declaring run 'cam' (4 samples), then computing its first batch (measured to size the others)"
         expect(dialog.get_by_text(preparing)).to_be_visible(timeout=120000)
         dialog.get_by_role("button", name="Done").click()
         expect(dialog).to_be_visible(timeout=5000)

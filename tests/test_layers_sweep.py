@@ -10,7 +10,7 @@ from torch import nn
 import cam_core
 import models
 from cam_core.engine import probe_model, resolve_layers
-from cam_core.engine.state import preserved_state
+from cam_core.engine.state import is_ours, preserved_state
 
 
 def segformer():
@@ -56,7 +56,7 @@ def test_the_hooks_a_model_installs_on_its_first_forward_are_kept():
 
 
 def test_the_guard_removes_the_hooks_of_cam_core_and_grad_cam_only():
-    from cam_core.engine.explain import _recorder
+    from cam_core.engine.graph import hooked
     from pytorch_grad_cam.activations_and_gradients import ActivationsAndGradients
 
     model = models.resnet18()
@@ -67,8 +67,8 @@ def test_the_guard_removes_the_hooks_of_cam_core_and_grad_cam_only():
 
     with preserved_state(model):
         model.layer1.register_forward_hook(the_models_hook)
-        model.layer2.register_forward_hook(_recorder({}))  # cam_core's, left behind
-        model.layer3.register_forward_pre_hook(_recorder({}), with_kwargs=True)
+        hooked([model.layer2], {}, from_layers=False).__enter__()  # cam_core's recorder, never removed
+        model.layer3.register_forward_pre_hook(is_ours, with_kwargs=True)  # any function of cam_core's
         ActivationsAndGradients(model, [model.layer4], None)  # grad-cam's, never released
     assert [fn for _, _, fn in hooks(model)] == [the_models_hook]
     assert not model.layer3._forward_pre_hooks_with_kwargs

@@ -175,7 +175,9 @@ def test_the_plugin_archive_installs_with_fiftyone_plugins_download(tmp_path):
         fo.config.plugins_dir = old
     assert plugin.version == version and plugin.url == pyproject()["project"]["urls"]["Repository"]
     with open(os.path.join(REPO, "fiftyone.yml")) as f:
-        listed = re.search(r"^operators:\n((?:  - .+\n)+)", f.read(), re.M).group(1)
+        yml = f.read()
+    # FiftyOne lists a plugin's panels among its operators (a panel is an operator)
+    listed = "".join(re.search(rf"^{part}:\n((?:  - .+\n)+)", yml, re.M).group(1) for part in ("operators", "panels"))
     assert plugin.operators == [line.strip()[2:] for line in listed.splitlines()]
     assert os.path.isfile(os.path.join(plugin.directory, "cam_core", "__init__.py"))
     with open(os.path.join(plugin.directory, "cam_core", "__init__.py")) as f:

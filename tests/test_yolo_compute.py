@@ -97,9 +97,12 @@ def test_boxes_stored_by_apply_model_are_explained(dataset, image_dir, tmp_path)
             assert mine.gradcam_model_model_15_inside is not None
     # a class: every image's boxes of that class
     label = stored[0][0].label
-    cam_core.compute_cams(dataset, fo_model, run_key="cls", target=label, methods=["gradcam"], score_threshold=0.9,
-                          num_workers=0, output_dir=str(tmp_path / "cls"))
-    assert {d.label for dets in dataset.values("cls_detections.detections") for d in dets} == {label}
+    res = cam_core.compute_cams(dataset, fo_model, run_key="cls", target=label, methods=["gradcam"],
+                                score_threshold=0.9, num_workers=0, output_dir=str(tmp_path / "cls"))
+    explained = [dets for dets in dataset.values("cls_detections.detections") if dets is not None]
+    assert explained and {d.label for dets in explained for d in dets} == {label}
+    # an image with no box of that class is skipped as such, not given an empty map
+    assert res.num_skipped == len(dataset) - len(explained)
 
 
 @pytest.mark.parametrize("task", ["segment", "pose", "obb", "classify"])

@@ -43,7 +43,7 @@ def test_a_yolo_run_from_the_operator(photos, plugins_dir):
     config = photos.get_run_info("yc").config
     assert config.model == "ultralytics:yolov8n-cls.yaml" and config.layers == ["model.model.8"]
     assert "Letterbox" not in config.transforms  # a classifier: its resize and centre crop
-    with pytest.raises(ExecutionError, match="random weights would differ in every worker"):
+    with pytest.raises(ExecutionError, match="random weights would differ from worker to worker"):
         op(photos, "ultralytics:yolov8n.yaml", methods=["gradcam"], run_key="q", num_shards=2)
     assert "q" not in photos.list_runs()
     # random weights: the same model in every process (App server, delegated worker)

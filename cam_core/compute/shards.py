@@ -54,8 +54,9 @@ def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
     """
     check_splittable(model)
     if kwargs.get("output_dir"):
-        # each worker writes only under its output root (FIFTYONE_CAM_OUTPUT_ROOT): refused here if not under ours
-        check_output_dir(kwargs["output_dir"])
+        # each worker writes only under its output root (FIFTYONE_CAM_OUTPUT_ROOT): refused here if not under ours;
+        # stored resolved, so that a relative folder means the same in every worker, whatever its working directory
+        kwargs["output_dir"] = check_output_dir(kwargs["output_dir"])
     if kwargs.get("skip_existing"):
         raise CamArgumentError("skip_existing", "a queued run is continued with cam_core.resume_run(dataset, run_key)")
     for key in ("transforms", "progress"):
