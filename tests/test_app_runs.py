@@ -145,17 +145,18 @@ def test_empty_maps_and_a_detectors_objects_in_the_sidebar(dataset, tmp_path, pl
         expect(run_group).to_be_visible(timeout=30000)
         primitives = page.locator('#root [data-cy="sidebar-group-primitives-field"]')
 
-        # the detections field, whole, in the run's group; the objects' scores in theirs, each whole by its name
+        # the detections field, whole, in the run's group; expanded, its filter offers the objects' scores
+        # (no group of paths into the objects: FiftyOne 1.22's sample modal does not open with one)
         detections = page.locator('#root [data-cy="sidebar-field-det_detections"]')
         expect(detections).to_have_text("det_detections", timeout=30000)
         assert detections.evaluate(NOT_CUT), "the sidebar cuts det_detections"
-        expect(page.locator('#root [data-cy="sidebar-group-det_detections.detections-field"]')).to_be_visible()
+        page.locator('#root [data-cy="sidebar-field-arrow-enabled-det_detections"]').click()
+        sliders = [page.locator(f'#root [data-cy="numeric-filter-det_detections.detections.gradcam_features_{score}"]')
+                   for score in ("inside", "on_others", "background")]
+        for slider in sliders:
+            expect(slider).to_be_visible(timeout=30000)
+        page.locator('#root [data-cy="sidebar-field-arrow-enabled-det_detections"]').click()
         top, end = run_group.bounding_box()["y"], primitives.bounding_box()["y"]
-        for score in ("inside", "on_others", "background", "peak_inside"):
-            title = page.locator(f'#root [data-cy="sidebar-field-det_detections.detections.gradcam_features_{score}"]')
-            expect(title).to_have_text(f"gradcam_features_{score}", timeout=30000)
-            assert top < title.bounding_box()["y"] < end, f"{score} is not below the run's group"
-            assert title.evaluate(NOT_CUT), f"the sidebar cuts gradcam_features_{score}"
 
         # the map's empty flag, in the run's group: True leaves exactly the samples whose map is empty
         flag = page.locator(f'#root [data-cy="sidebar-field-{field}.empty"]')
@@ -169,3 +170,7 @@ def test_empty_maps_and_a_detectors_objects_in_the_sidebar(dataset, tmp_path, pl
         shown = page.locator('#root [data-cy="fo-grid"] [data-cy="looker"] [data-cy^="tag-"]')
         expect(shown).to_have_text(empty, timeout=30000)
         page.screenshot(path=os.path.join(shots, "app-empty-maps.png"))
+
+        # a sample of the run opens (a group of the objects' score paths used to break the modal)
+        tiles.first.click()
+        expect(page.locator('#modal [data-cy="modal-looker-container"]')).to_be_visible(timeout=60000)

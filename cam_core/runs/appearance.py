@@ -10,9 +10,9 @@ the user setting anything.
 import fiftyone as fo
 
 from ..errors import CamArgumentError
-from ..scoring.names import DETECTION_SCORES, EMPTY, object_attribute
+from ..scoring.names import EMPTY
 from .record import list_cam_runs, run_config
-from .sidebar import group_name, objects_group, run_groups
+from .sidebar import group_name, run_groups
 
 
 def show_run(samples, run_key, fields=None):
@@ -62,10 +62,9 @@ def show_run(samples, run_key, fields=None):
     named = []  # groups named as a path, each entry titled by the rest of its path
     if agreement_field:
         named.append((agreement_field, sorted(p for p in flat if p.startswith(agreement_field + "."))))
-    if detections:
-        scores = [object_attribute(run_key, f, s) for f in fields for s in DETECTION_SCORES]
-        group = objects_group(detections)
-        named.append((group, [f"{group}.{a}" for a in scores if f"{group}.{a}" in flat]))
+    # a detector run's object scores are offered by its detections field's own filter (expanded in the
+    # sidebar): a group of paths into a list of labels (`cam_detections.detections.<score>`) makes
+    # FiftyOne 1.22's sample modal fail to open ("...map is not a function"), so there is none
     taken = paths + [p for _, group_paths in named for p in group_paths]
 
     app = dataset.app_config

@@ -15,7 +15,9 @@ def group_name(run_key):
 
 
 def objects_group(detections_field):
-    """The group of a detector run's object scores: named as the path of its objects."""
+    """The group of a detector run's object scores that earlier versions made
+    (named as the path of its objects): removed when the run is shown again or
+    deleted, since such a group stops FiftyOne's sample modal from opening."""
     return f"{detections_field}.detections"
 
 
