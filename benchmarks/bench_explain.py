@@ -6,9 +6,9 @@ panel's grid of stored maps, and a score's histogram over a large dataset.
                  second and later calls (one forward, one backward), 4
                  methods x 2 layers, every map made at the image's size
   modal grid     the sample panel's grid of one sample's stored maps
-                 (cam_core.sample_maps + each map drawn over the photo and
+                 (cam_core.app.sample_maps + each map drawn over the photo and
                  encoded for the browser: operators.panel_common.stored_tiles)
-  histogram      cam_core.score_histogram of one score over --samples samples
+  histogram      cam_core.app.score_histogram of one score over --samples samples
                  (database aggregations), and the view of a range of its bins counted
 
 Median of ``--repeats``, on ``--threads`` torch threads, against a private
@@ -65,7 +65,7 @@ def bench_grid(image_dir, repeats):
     ds.add_samples([fo.Sample(filepath=image_dir[n]) for n in ("astronaut", "chelsea", "coffee", "rocket")])
     cam_core.compute_cams(ds, tiny(), layers=GRID_LAYERS, methods=GRID_METHODS, run_key="cam")
     sample = ds.skip(1).first()  # a 451 x 300 photo
-    assert len(cam_core.sample_maps(sample, "cam")) == 24
+    assert len(cam_core.app.sample_maps(sample, "cam")) == 24
     return median_seconds(lambda: panel_common.stored_tiles(sample, "cam"), repeats)
 
 
@@ -93,11 +93,11 @@ def bench_histogram(n, repeats):
         samples.append(fo.Sample(filepath=path, cam_gradcam_layer4=h))
     ds.add_samples(samples, progress=False)
     setup = time.perf_counter() - start
-    hist = median_seconds(lambda: cam_core.score_histogram(ds, "cam", "spread", bins=20), repeats)
-    h = cam_core.score_histogram(ds, "cam", "spread", bins=20)
+    hist = median_seconds(lambda: cam_core.app.score_histogram(ds, "cam", "spread", bins=20), repeats)
+    h = cam_core.app.score_histogram(ds, "cam", "spread", bins=20)
     e = h["edges"]
-    view = median_seconds(lambda: cam_core.score_view(ds, "cam", "spread", None, e[2], e[6]).count(), repeats)
-    assert cam_core.score_view(ds, "cam", "spread", None, e[2], e[6]).count() == sum(h["counts"][2:6])
+    view = median_seconds(lambda: cam_core.app.score_view(ds, "cam", "spread", None, e[2], e[6]).count(), repeats)
+    assert cam_core.app.score_view(ds, "cam", "spread", None, e[2], e[6]).count() == sum(h["counts"][2:6])
     return setup, hist, view
 
 

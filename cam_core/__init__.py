@@ -5,151 +5,159 @@ The engine of the plugin, usable from Python without the App::
     import cam_core
     cam_core.compute_cams(dataset, "timm:deit_tiny_patch16_224", methods=["gradcam", "eigencam"])
 
-Subpackages, each importing only those listed before it (``errors``,
-``skips`` and ``labels`` are small shared modules):
+The top level holds what a user calls: compute a run (:func:`compute_cams`,
+or :func:`queue_cams` for delegated workers), follow it (:func:`run_status`,
+:func:`resume_run`, :func:`list_cam_runs`, :func:`show_run`), explain one
+image (:func:`explain`, :func:`save_explanation`), score, sort and summarize
+(:func:`score_regions`, :func:`sort_by_score`, :func:`sort_objects_by_score`,
+:func:`summarize_run`), read a map (:func:`load_map`), clean up
+(:func:`remove_orphaned_maps`), describe, load and register models, the
+method table and the error type. Three modules hold the rest:
 
-- ``engine``: one hooked forward and one backward per batch (torch only);
-- ``scoring``: scores computed from each map (numpy; no FiftyOne);
-- ``media``: image decoding, geometry, the DataLoader, map files;
-- ``models``: models by name or object, registries, describing a model;
-- ``runs``: the run record, its App look, views, rescoring, summaries;
-- ``compute``: ``compute_cams``: argument checks, the plan, the batch loop.
+- :mod:`cam_core.checks`: the forms' argument checks, registries, folders and
+  names (what the operators import);
+- :mod:`cam_core.app`: the data the App's panels draw;
+- :mod:`cam_core.types`: the types and name tables a user may inspect.
+
+Subpackages, each importing only those listed before it (``errors``,
+``skips`` and ``labels`` are small shared modules): ``engine`` (one hooked
+forward and one backward per batch, torch only), ``scoring`` (scores from
+each map), ``media`` (decoding, geometry, map files), ``models`` (models by
+name or object, registries), ``runs`` (the run record, its App look, views,
+summaries), ``compute`` (argument checks, the plan, the batch loop).
 """
-from .compute.api import check_compute_args, compute_cams, parameters as compute_parameters
-from .compute.checks import check_samples
-from .compute.plan import field_name
-from .compute.shards import queue_cams, resume_run, run_shard
-from .engine.layers import LayerInfo
-from .engine.methods import ALIASES, METHODS
-from .errors import CamArgumentError, CamArgumentTypeError
-from .labels import label_fields, object_fields
-from .media.mapfiles import OUTPUT_ROOT_ENV, check_output_dir, default_output_dir, load_map, output_root
-from .models.allowlist import ENV as FACTORY_MODULES_ENV
-from .models.allowlist import allowed as allowed_factory_modules
-from .models.allowlist import allowing as allow_factory_modules
-from .models.cam_model import CamModel
-from .models.describe import ModelDescription, candidate_layers, default_layers, describe_model
-from .models.register import check_factory_args, register_factory, register_model
-from .models.registry import (
-    build_factory,
-    check_kwargs,
-    check_name,
-    check_shareable,
-    process_only_names,
-    registered_factories,
-    registered_models,
-    resolve_factory,
-    unregister_factory,
-)
-from .models.sources import load_model, resolve_model
-from .runs.appearance import show_run
-from .runs.objects import check_objects_args, sort_objects_by_score
-from .runs.orphans import OrphanedMaps, orphaned_maps, remove_orphaned_maps
-from .runs.record import CamRunConfig, CamRunResults, list_cam_runs, run_config
+import importlib as _importlib
+import warnings as _warnings
+
+from .compute.api import compute_cams
+from .compute.shards import queue_cams, resume_run
 from .runs.shards import run_status
-from .runs.state import RunStatus
-from .runs.rescore import check_score_args, score_regions
-from .runs.summary import check_summary_args, default_summary_dir, summarize_run
-from .runs.usage import saved_views_using, serialized_stages, uses_fields
-from .runs.views import check_sort_args, map_scores, missing_scores, sort_by_score
-from .scoring.names import DETECTION_SCORES, SCORES
-from .skips import skipped_reasons
-from .models.kwargs import parse_kwargs
-from .compute.queued import check_splittable
-from .runs.objects import why_no_patches
-from .scoring.names import MASK_SCORES
-from .compute.explanation import Explanation
+from .runs.record import list_cam_runs
 from .compute.ondemand import explain
-from .compute.saved import explanation_field, save_explanation
-from .runs.histograms import latest_run, score_histogram, score_view
-from .runs.stored import agreement_matrix, class_means, class_view, sample_maps, sample_objects
+from .compute.saved import save_explanation
+from .runs.rescore import score_regions
+from .runs.views import sort_by_score
+from .runs.objects import sort_objects_by_score
+from .runs.summary import summarize_run
+from .runs.appearance import show_run
+from .media.mapfiles import load_map
+from .runs.orphans import remove_orphaned_maps
+from .models.describe import describe_model, default_layers
+from .models.sources import load_model
+from .models.register import register_model, register_factory
+from .models.registry import unregister_factory
+from .models.cam_model import CamModel
+from .engine.methods import METHODS
+from .errors import CamArgumentError
+
+from . import app, checks, types  # noqa: E402 (the three modules, found as attributes)
 
 __version__ = "0.1.0"
 
 __all__ = [
     "compute_cams",
-    "check_compute_args",
-    "compute_parameters",
-    "check_samples",
-    "CamArgumentError",
-    "CamArgumentTypeError",
-    "candidate_layers",
-    "default_layers",
-    "describe_model",
-    "ModelDescription",
-    "load_model",
-    "resolve_model",
-    "register_model",
-    "registered_models",
-    "process_only_names",
-    "register_factory",
-    "check_factory_args",
-    "unregister_factory",
-    "registered_factories",
-    "build_factory",
-    "check_name",
-    "check_shareable",
-    "resolve_factory",
-    "check_kwargs",
-    "FACTORY_MODULES_ENV",
-    "allowed_factory_modules",
-    "allow_factory_modules",
-    "CamModel",
-    "LayerInfo",
-    "METHODS",
-    "ALIASES",
-    "field_name",
-    "label_fields",
-    "object_fields",
-    "default_output_dir",
-    "OUTPUT_ROOT_ENV",
-    "output_root",
-    "check_output_dir",
-    "load_map",
-    "CamRunConfig",
-    "CamRunResults",
-    "list_cam_runs",
-    "run_status",
     "queue_cams",
+    "run_status",
     "resume_run",
-    "run_shard",
-    "RunStatus",
-    "remove_orphaned_maps",
-    "run_config",
-    "skipped_reasons",
-    "score_regions",
-    "check_score_args",
-    "sort_by_score",
-    "missing_scores",
-    "check_sort_args",
-    "map_scores",
-    "sort_objects_by_score",
-    "check_objects_args",
-    "summarize_run",
-    "check_summary_args",
-    "default_summary_dir",
-    "show_run",
-    "saved_views_using",
-    "uses_fields",
-    "serialized_stages",
-    "SCORES",
-    "DETECTION_SCORES",
-    "parse_kwargs",
-    "orphaned_maps",
-    "OrphanedMaps",
-    "check_splittable",
-    "why_no_patches",
-    "MASK_SCORES",
+    "list_cam_runs",
     "explain",
-    "Explanation",
     "save_explanation",
-    "explanation_field",
-    "latest_run",
-    "score_histogram",
-    "score_view",
-    "sample_maps",
-    "sample_objects",
-    "class_means",
-    "class_view",
-    "agreement_matrix",
+    "score_regions",
+    "sort_by_score",
+    "sort_objects_by_score",
+    "summarize_run",
+    "show_run",
+    "load_map",
+    "remove_orphaned_maps",
+    "describe_model",
+    "default_layers",
+    "load_model",
+    "register_model",
+    "register_factory",
+    "unregister_factory",
+    "CamModel",
+    "METHODS",
+    "CamArgumentError",
 ]
+
+# names the top level held before 0.2, by their new module: still found here,
+# with a DeprecationWarning, until 0.3
+REMOVED_IN = "0.3"
+_MOVED = {
+    "check_compute_args": "checks",
+    "compute_parameters": "checks",
+    "check_samples": "checks",
+    "candidate_layers": "checks",
+    "resolve_model": "checks",
+    "registered_models": "checks",
+    "process_only_names": "checks",
+    "check_factory_args": "checks",
+    "registered_factories": "checks",
+    "build_factory": "checks",
+    "check_name": "checks",
+    "check_shareable": "checks",
+    "resolve_factory": "checks",
+    "check_kwargs": "checks",
+    "FACTORY_MODULES_ENV": "checks",
+    "allowed_factory_modules": "checks",
+    "allow_factory_modules": "checks",
+    "field_name": "checks",
+    "label_fields": "checks",
+    "object_fields": "checks",
+    "default_output_dir": "checks",
+    "OUTPUT_ROOT_ENV": "checks",
+    "output_root": "checks",
+    "check_output_dir": "checks",
+    "run_shard": "checks",
+    "run_config": "checks",
+    "skipped_reasons": "checks",
+    "check_score_args": "checks",
+    "missing_scores": "checks",
+    "check_sort_args": "checks",
+    "map_scores": "checks",
+    "check_objects_args": "checks",
+    "check_summary_args": "checks",
+    "default_summary_dir": "checks",
+    "saved_views_using": "checks",
+    "uses_fields": "checks",
+    "serialized_stages": "checks",
+    "parse_kwargs": "checks",
+    "orphaned_maps": "checks",
+    "check_splittable": "checks",
+    "why_no_patches": "checks",
+    "explanation_field": "checks",
+    "latest_run": "app",
+    "score_histogram": "app",
+    "score_view": "app",
+    "sample_maps": "app",
+    "sample_objects": "app",
+    "class_means": "app",
+    "class_view": "app",
+    "agreement_matrix": "app",
+    "CamArgumentTypeError": "types",
+    "ModelDescription": "types",
+    "LayerInfo": "types",
+    "CamRunConfig": "types",
+    "CamRunResults": "types",
+    "RunStatus": "types",
+    "OrphanedMaps": "types",
+    "Explanation": "types",
+    "ALIASES": "types",
+    "SCORES": "types",
+    "DETECTION_SCORES": "types",
+    "MASK_SCORES": "types",
+}
+
+
+def __getattr__(name):
+    module = _MOVED.get(name)
+    if module is None:
+        raise AttributeError(f"module 'cam_core' has no attribute {name!r}")
+    _warnings.warn(
+        f"cam_core.{name} moved to cam_core.{module}.{name}; the old name is removed in {REMOVED_IN}",
+        DeprecationWarning, stacklevel=2)
+    return getattr(_importlib.import_module(f"{__name__}.{module}"), name)
+
+
+def __dir__():
+    return sorted(__all__ + ["__version__", "checks", "app", "types"])

@@ -146,7 +146,7 @@ def detector_numbers(test_view, clean, quality, classes, fields, config):
         patches = cam_core.sort_objects_by_score(test_view, "det", "inside", field=field,
                                                  min_confidence=config.det_score_threshold,
                                                  view_name=BOXES_VIEW if i == 0 else None)
-        _, attribute = cam_core.check_objects_args(test_view, "det", "inside", field=field)
+        _, attribute = cam_core.checks.check_objects_args(test_view, "det", "inside", field=field)
         relevant = [bool(v) for v in patches.values("det_detections.mark_drove")]
         on_marked = [sid in marked_ids for sid in patches.values("sample_id")]
         scores = patches.values(f"det_detections.{attribute}")

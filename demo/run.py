@@ -65,14 +65,14 @@ class DemoConfig:
         """The map the demo's story is told with: GradCAM on the CNN's last stage."""
         import cam_core
 
-        return cam_core.field_name("cnn", "gradcam", self.cnn[1][-1])
+        return cam_core.checks.field_name("cnn", "gradcam", self.cnn[1][-1])
 
     @property
     def det_field(self):
         """The detector map whose ``inside`` ranks the boxes: the first method on the last layer."""
         import cam_core
 
-        return cam_core.field_name("det", self.det[0][0], self.det[1][-1])
+        return cam_core.checks.field_name("det", self.det[0][0], self.det[1][-1])
 
 
 def small_config(name="cam-demo-small", cache_dir=None, **kwargs):

@@ -121,7 +121,7 @@ def run_key(ctx, inputs, label, preselect=False, keys=None):
     key = ctx.params.get("run_key") or default
     if key is None and keys:
         return None  # not chosen yet
-    return engine_check(inputs, {}, cam_core.run_config, ctx.dataset, key)[1] and key or None
+    return engine_check(inputs, {}, cam_core.checks.run_config, ctx.dataset, key)[1] and key or None
 
 
 def newest_run(dataset, keys=None):
@@ -147,7 +147,7 @@ def score(ctx, inputs, view, field, default, description):
     """The ``score`` input: one of the scores the maps of ``field`` carry."""
     import cam_core
 
-    present = cam_core.map_scores(view, field)
+    present = cam_core.checks.map_scores(view, field)
     default = default if default in present else (present[0] if present else None)
     inputs.enum("score", present, default=default, required=True, label="Score",
                 description=description, view=dropdown(present))

@@ -50,7 +50,7 @@ class ComputeCams(foo.Operator):
             delegation_target (None): the orchestrator to queue it on
 
         Returns:
-            the run's :class:`cam_core.CamRunResults` when run now; the
+            the run's :class:`cam_core.types.CamRunResults` when run now; the
             queued operation's ``ExecutionResult`` when delegated
 
         Raises:
@@ -80,7 +80,7 @@ class ComputeCams(foo.Operator):
 
         inputs = types.Object()
         # a registered model is built here: from the deployment's modules only
-        with cam_core.allow_factory_modules(secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+        with cam_core.checks.allow_factory_modules(secret(ctx, cam_core.checks.FACTORY_MODULES_ENV)):
             form.build(ctx, inputs)
         return types.Property(inputs, view=types.View(label="Compute class activation maps"))
 
@@ -121,7 +121,7 @@ def _check_output_dir(ctx):
     import cam_core
 
     if ctx.params.get("output_dir"):
-        cam_core.check_output_dir(ctx.params["output_dir"], secret(ctx, cam_core.OUTPUT_ROOT_ENV))
+        cam_core.checks.check_output_dir(ctx.params["output_dir"], secret(ctx, cam_core.checks.OUTPUT_ROOT_ENV))
 
 
 def summary_output():
@@ -158,13 +158,13 @@ class _Job:
 
         self.ctx = ctx
         p = ctx.params
-        with cam_core.allow_factory_modules(secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+        with cam_core.checks.allow_factory_modules(secret(ctx, cam_core.checks.FACTORY_MODULES_ENV)):
             self.facts = models.describe(p["model_source"], p["model"], bool(p.get("pretrained", True)))
         self.kwargs = params.compute_kwargs(p, self.facts)
         if self.kwargs.get("output_dir"):
             # a CamArgumentError fails the operation with its message
-            self.kwargs["output_dir"] = cam_core.check_output_dir(
-                self.kwargs["output_dir"], secret(ctx, cam_core.OUTPUT_ROOT_ENV))
+            self.kwargs["output_dir"] = cam_core.checks.check_output_dir(
+                self.kwargs["output_dir"], secret(ctx, cam_core.checks.OUTPUT_ROOT_ENV))
         if not ctx.delegated:
             # DataLoader processes are not forked from the App server
             self.kwargs["num_workers"] = 0
@@ -180,7 +180,7 @@ class _Job:
         # a library model (downloads in every worker, or random weights) is refused by queue_cams
         model = params.model_name(self.ctx.params)
         kwargs = {k: v for k, v in self.kwargs.items() if k not in ("model", "skip_existing")}
-        with cam_core.allow_factory_modules(secret(self.ctx, cam_core.FACTORY_MODULES_ENV)):
+        with cam_core.checks.allow_factory_modules(secret(self.ctx, cam_core.checks.FACTORY_MODULES_ENV)):
             op_ids = cam_core.queue_cams(self.view, model, num_shards=num_shards, **kwargs)
         key = self.kwargs["run_key"]
         message = (f"CAM run '{key}' queued as {len(op_ids)} delegated jobs: start `fiftyone delegated launch` "
@@ -207,7 +207,7 @@ def summary(run_key, results):
     """What the App tells the user when a run ends (JSON)."""
     import cam_core
 
-    reasons = cam_core.skipped_reasons(results)
+    reasons = cam_core.checks.skipped_reasons(results)
     n_maps = len(results.fields)
     num_objects = getattr(results, "num_objects", None)
     message = f"CAM run '{run_key}': {results.num_samples} sample(s) got {n_maps} map(s) each"

@@ -43,4 +43,4 @@ def split(ctx, inputs):
 
     if int(ctx.params.get("num_shards") or 1) <= 1:
         return True
-    return engine_check(inputs, {"model": "num_shards"}, cam_core.check_splittable, model_name(ctx.params))[1]
+    return engine_check(inputs, {"model": "num_shards"}, cam_core.checks.check_splittable, model_name(ctx.params))[1]

@@ -62,7 +62,7 @@ def delegation_reason(ctx, facts, count):
     import cam_core
 
     methods = ctx.params.get("methods") or []
-    costly = [m.class_name for m in (cam_core.METHODS.get(cam_core.ALIASES.get(str(n).lower(), str(n).lower()))
+    costly = [m.class_name for m in (cam_core.METHODS.get(cam_core.types.ALIASES.get(str(n).lower(), str(n).lower()))
                                      for n in methods) if m is not None and m.costly]
     if costly:
         return f"{' and '.join(costly)} run one extra forward per channel"
@@ -96,7 +96,7 @@ def _described(ctx):
     if not p.get("model_source") or not p.get("model"):
         return None
     try:
-        with cam_core.allow_factory_modules(secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+        with cam_core.checks.allow_factory_modules(secret(ctx, cam_core.checks.FACTORY_MODULES_ENV)):
             return models.describe(p["model_source"], p["model"], bool(p.get("pretrained", True)))
     except Exception:  # the form shows why; this only decides a default
         return None

@@ -15,7 +15,7 @@ def app_state(ctx):
     import cam_core
 
     name = ctx.request_params.get("view_name")
-    stages = (cam_core.serialized_stages(ctx.dataset.load_saved_view(name)) if name
+    stages = (cam_core.checks.serialized_stages(ctx.dataset.load_saved_view(name)) if name
               else ctx.request_params.get("view") or [])
     return {"dataset": ctx.dataset.name, "view_name": name, "stages": stages,
             "filters": dict(ctx.request_params.get("filters") or {}),
@@ -49,8 +49,8 @@ def follow_in_app(ctx, uri, state):
         ctx.trigger(uri, {FOLLOW: dict(state, step="restore")})
     else:
         _wait_for_the_app(showing=state["dataset"])
-        kept = [s for s in stages if not cam_core.uses_fields(s, fields)]
-        kept_filters = {path: f for path, f in filters.items() if not cam_core.uses_fields(path, fields)}
+        kept = [s for s in stages if not cam_core.checks.uses_fields(s, fields)]
+        kept_filters = {path: f for path, f in filters.items() if not cam_core.checks.uses_fields(path, fields)}
         if state["view_name"] and len(kept) == len(stages):
             ctx.ops.set_view(name=state["view_name"])
         elif kept:  # as ctx.ops.set_view sends them, the kept stages as the App sent them (their ids too)
@@ -59,7 +59,7 @@ def follow_in_app(ctx, uri, state):
             ctx.trigger("set_filters", kept_filters)
         elif filters:
             ctx.ops.clear_sidebar_filters()
-        ctx.ops.set_active_fields(fields=[f for f in state["active"] if not cam_core.uses_fields(f, fields)])
+        ctx.ops.set_active_fields(fields=[f for f in state["active"] if not cam_core.checks.uses_fields(f, fields)])
         views = state.get("deleted_views") or []
         also = f", and {len(views)} saved view(s) built on it: {', '.join(views)}" if views else ""
         ctx.ops.notify(f"CAM run '{state['run_key']}' deleted: {len(fields)} field(s){also}", variant="success")

@@ -3,7 +3,7 @@
 Every choice the form offers is one the engine accepts: layers come from the
 model's dry forward, label fields from the dataset's schema, classes from the
 model. The form checks nothing itself: the chosen values go through
-:func:`cam_core.check_compute_args`, the same check a Python call meets, and
+:func:`cam_core.checks.check_compute_args`, the same check a Python call meets, and
 the property it names is marked invalid with its message, which blocks
 execution in the App and in ``foo.execute_operator``.
 """
@@ -23,7 +23,7 @@ def build(ctx, inputs):
 
     inputs.view_target(ctx, action_description="Compute maps for")
     view = ctx.target_view()
-    if not engine_check(inputs, {}, cam_core.check_samples, view)[1]:
+    if not engine_check(inputs, {}, cam_core.checks.check_samples, view)[1]:
         return False
     facts = _model(ctx, inputs)
     if facts is None:
@@ -40,8 +40,8 @@ def build(ctx, inputs):
     if not (complete and splittable):
         return False
     kwargs = params.compute_kwargs(ctx.params, facts)
-    names = {p: params.form_property(p, ctx.params) for p in cam_core.compute_parameters()}
-    plan, ok = engine_check(inputs, names, cam_core.check_compute_args, view, **kwargs)
+    names = {p: params.form_property(p, ctx.params) for p in cam_core.checks.compute_parameters()}
+    plan, ok = engine_check(inputs, names, cam_core.checks.check_compute_args, view, **kwargs)
     if ok:
         objects = f", objects in {plan.detections_field}" if getattr(plan, "detections_field", None) else ""
         count = view.count()
@@ -75,7 +75,7 @@ def _model(ctx, inputs):
         invalid(prop, f"cannot list {source} models: {e}")
         return None
     default = choices[0] if source == "registered" and choices else None
-    process_only = set(cam_core.process_only_names())
+    process_only = set(cam_core.checks.process_only_names())
     if source == "registered":
         view = types.DropdownView()
         for name in choices:
@@ -110,7 +110,7 @@ def _model(ctx, inputs):
         return invalid(prop, str(e)) or None
     if source == "registered" and name in process_only:
         if ctx.requesting_delegated_execution:
-            return None if not engine_check(inputs, {}, cam_core.check_shareable, name)[1] else facts
+            return None if not engine_check(inputs, {}, cam_core.checks.check_shareable, name)[1] else facts
         inputs.view("process_only", types.Warning(label=f"'{name}' is registered in this Python process only"))
     kind = {"segmenter": "segmentation model"}.get(facts.kind, facts.kind)
     named = (f"{len(facts.classes)} named classes" if facts.classes is not None else
@@ -148,7 +148,7 @@ def _methods(ctx, inputs, facts):
             " (a detector: one backward per object rank)" if facts.detector else ""),
         view=view,
     )
-    chosen = [cam_core.METHODS.get(cam_core.ALIASES.get(str(m).lower(), str(m).lower())) for m in ctx.params.get("methods") or []]
+    chosen = [cam_core.METHODS.get(cam_core.types.ALIASES.get(str(m).lower(), str(m).lower())) for m in ctx.params.get("methods") or []]
     costly = [m.class_name for m in chosen if m is not None and m.costly]
     if costly:
         by_name = {i.name: i for i in facts.layers}
@@ -169,7 +169,7 @@ def _target(ctx, inputs, view, facts):
 
     text = models.TARGET_TEXT[facts.kind]
     want = text["field_type"]
-    label_fields = cam_core.label_fields(view, want)
+    label_fields = cam_core.checks.label_fields(view, want)
     threshold = ctx.params.get("score_threshold")
     threshold = params.defaults()["score_threshold"] if threshold is None else threshold
     radio = types.RadioGroup()
@@ -220,14 +220,14 @@ def _storage(ctx, inputs, view):
     radio.add_choice("png", label="PNG files", description="8-bit PNG per map, referenced by map_path (small database)")
     radio.add_choice("inline", label="In the database", description="8-bit arrays inside the samples")
     inputs.enum("storage", radio.values(), default="png", label="Storage", view=radio)
-    root = cam_core.output_root(secret(ctx, cam_core.OUTPUT_ROOT_ENV))
+    root = cam_core.checks.output_root(secret(ctx, cam_core.checks.OUTPUT_ROOT_ENV))
     if (ctx.params.get("storage") or "png") == "png":
         key = ctx.params.get("run_key") or params.defaults()["run_key"]
         inputs.str("output_dir", required=False, label="Output directory",
                    description=f"Where the PNG maps go, under {root} (a relative path is taken from there); "
-                               f"default {cam_core.default_output_dir(view._root_dataset, key)}")
+                               f"default {cam_core.checks.default_output_dir(view._root_dataset, key)}")
     # the App's users choose a folder under the root only: the server writes the files
-    engine_check(inputs, {}, cam_core.check_output_dir, ctx.params.get("output_dir"), root)
+    engine_check(inputs, {}, cam_core.checks.check_output_dir, ctx.params.get("output_dir"), root)
 
 
 def _scores(ctx, inputs, view, facts):
@@ -240,7 +240,7 @@ def _scores(ctx, inputs, view, facts):
                                  "least this score")
         inputs.int("max_objects", default=d["max_objects"], min=1, label="Objects per image",
                    description="The most objects explained per image: one backward per object rank, shared by the batch")
-    objects = cam_core.object_fields(view)
+    objects = cam_core.checks.object_fields(view)
     if objects:
         inputs.str(
             "gt_field", required=False, label="Score against objects",

@@ -69,12 +69,12 @@ _cache_lock = threading.Lock()
 
 @dataclass
 class ModelFacts:
-    """A loaded model's :class:`cam_core.ModelDescription`, whose attributes
+    """A loaded model's :class:`cam_core.types.ModelDescription`, whose attributes
     are read through (``model``, ``layers``, ``default_layers``, ``classes``,
     ``num_outputs``, ``segmenter``, ``detector``, ``kind``, ``layer_names``), and its lock.
 
     Attributes:
-        description: the :class:`cam_core.ModelDescription`
+        description: the :class:`cam_core.types.ModelDescription`
         lock: held while the model is probed or explained: hooks are per
             module, so two jobs on one module at once would mix their records
     """
@@ -114,8 +114,8 @@ def registered_names():
     :func:`cam_core.register_model` names."""
     import cam_core
 
-    names = list(cam_core.registered_factories())
-    names += [n for n in cam_core.registered_models() if n not in names]
+    names = list(cam_core.checks.registered_factories())
+    names += [n for n in cam_core.checks.registered_models() if n not in names]
     return names
 
 
@@ -234,7 +234,7 @@ def _cache_key(source, name, pretrained):
 
         import cam_core
 
-        entry = cam_core.registered_factories().get(name)
+        entry = cam_core.checks.registered_factories().get(name)
 
         return (source, name, json.dumps(entry, sort_keys=True, default=str))
     if source in ("torchvision", "timm"):
@@ -246,8 +246,8 @@ def _load(source, name, pretrained):
     import cam_core
 
     if source == "registered":
-        if name in cam_core.registered_factories():
-            return cam_core.build_factory(name)
+        if name in cam_core.checks.registered_factories():
+            return cam_core.checks.build_factory(name)
         return cam_core.load_model(name)
     if random_weights(source, name, pretrained):
         import torch

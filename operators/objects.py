@@ -73,10 +73,10 @@ class SortCamObjects(foo.Operator):
         key = choices.run_key(ctx, inputs, "Detector run", preselect=True, keys=keys)
         if key:
             choices.run_field(ctx, inputs, key)
-            inputs.enum("score", list(cam_core.DETECTION_SCORES), default=DEFAULT_SCORE, required=True,
+            inputs.enum("score", list(cam_core.types.DETECTION_SCORES), default=DEFAULT_SCORE, required=True,
                         label="Score", description="The object score the patches are sorted by: " + "; ".join(
                             f"{k}: {v}" for k, v in _SCORE_TEXT.items()),
-                        view=choices.dropdown(cam_core.DETECTION_SCORES))
+                        view=choices.dropdown(cam_core.types.DETECTION_SCORES))
             inputs.float("min_value", label="At least", description="Keep objects whose score is at least this (min_value)")
             inputs.float("max_value", label="At most", description="Keep objects whose score is at most this (max_value)")
             inputs.bool("reverse", default=False, label="Highest first")
@@ -87,7 +87,7 @@ class SortCamObjects(foo.Operator):
                        view=choices.dropdown([str(c) for c in classes]) if classes is not None else types.View())
             inputs.str("view_name", label="Save as view",
                        description="Optional: save the sorted patches on the dataset under this name")
-            choices.engine_check(inputs, {}, cam_core.check_objects_args, view, key, **_arguments(ctx.params))
+            choices.engine_check(inputs, {}, cam_core.checks.check_objects_args, view, key, **_arguments(ctx.params))
         return types.Property(inputs, view=types.View(label="Sort detected objects by a CAM score"))
 
     def execute(self, ctx):
@@ -101,7 +101,7 @@ class SortCamObjects(foo.Operator):
         message = f"{n} object(s) of run '{key}' sorted by {arguments['score']}" + (
             f", saved as view '{name}'" if name else "")
         if not n:  # say why there is nothing to see
-            message += ": " + cam_core.why_no_patches(ctx.target_view(), key, arguments["score"], arguments["field"])
+            message += ": " + cam_core.checks.why_no_patches(ctx.target_view(), key, arguments["score"], arguments["field"])
         ctx.ops.notify(message, variant="success" if n else "warning")
         return {"count": n, "view": view._serialize(), "view_name": name, "message": message}
 

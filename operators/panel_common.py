@@ -162,7 +162,7 @@ def stored_tiles(sample, run_key, width=TILE_WIDTH):
 
     image = thumbnail_source(sample.filepath, width)
     out = []
-    for m in cam_core.sample_maps(sample, run_key):
+    for m in cam_core.app.sample_maps(sample, run_key):
         what = f"{m['method']} / {m['layer']}" if m["layer"] else m["method"]
         out.append({"field": m["field"], "method": m["method"], "layer": m["layer"],
                     "row": m["target"] if m["saved"] else m["method"],

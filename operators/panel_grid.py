@@ -74,21 +74,21 @@ class CamRunPanel(foo.Panel):
         if run_key is None:
             return
         self._status(ctx)
-        config = cam_core.run_config(ctx.dataset, run_key)
+        config = cam_core.checks.run_config(ctx.dataset, run_key)
         fields = list(config.fields) + list(config.explanations)
         field = ctx.panel.get_state("field")
         ctx.panel.set_state("fields", fields)
         ctx.panel.set_state("field", field if field in fields else fields[0])
         self._histogram(ctx)
         view = base_view(ctx)
-        means = cam_core.class_means(view, run_key, ctx.panel.get_state("field"))
+        means = cam_core.app.class_means(view, run_key, ctx.panel.get_state("field"))
         from cam_core.media.overlay import heat_image
 
         ctx.panel.set_state("mean_list", [{k: m[k] for k in ("label", "count", "used")} for m in means])
         ctx.panel.set_data("means", {f"m{i}": pc.data_uri(heat_image(m["map"], MEAN_WIDTH)) for i, m in enumerate(means)})
         ctx.panel.set_state("agreement_note", None)
         if len(config.fields) > 1:
-            a = cam_core.agreement_matrix(view, run_key, max_samples=16)
+            a = cam_core.app.agreement_matrix(view, run_key, max_samples=16)
             ctx.panel.set_data("agreement", [{"type": "heatmap", "z": a["matrix"], "x": a["labels"], "y": a["labels"],
                                               "zmin": -1, "zmax": 1, "colorscale": "Viridis"}])
             ctx.panel.set_state("agreement_note", f"mean Pearson correlation of each pair of maps over {a['samples']} "
@@ -115,13 +115,13 @@ class CamRunPanel(foo.Panel):
 
         run_key, field = ctx.panel.get_state("run_key"), ctx.panel.get_state("field")
         view = base_view(ctx)
-        scores = [s for s in cam_core.map_scores(view, field) if s in HISTOGRAM_SCORES]
+        scores = [s for s in cam_core.checks.map_scores(view, field) if s in HISTOGRAM_SCORES]
         scores += ["empty"]
         score = ctx.panel.get_state("score")
         score = score if score in scores else ("mass_inside" if "mass_inside" in scores else "spread")
         ctx.panel.set_state("scores", scores)
         ctx.panel.set_state("score", score)
-        h = cam_core.score_histogram(view, run_key, score, field, bins=BINS)
+        h = cam_core.app.score_histogram(view, run_key, score, field, bins=BINS)
         ctx.panel.set_state("hist", {k: h.get(k) for k in ("kind", "edges", "values", "counts", "missing")})
         self._draw(ctx, [])
 
@@ -154,11 +154,11 @@ class CamRunPanel(foo.Panel):
             values = sorted({hist["values"][b] for b in bins})
             if len(values) > 1:  # both values: every sample with one
                 return self.clear_selection(ctx)
-            view = cam_core.score_view(base_view(ctx), run_key, score, field, value=values[0])
+            view = cam_core.app.score_view(base_view(ctx), run_key, score, field, value=values[0])
             what = f"{score} = {values[0]}"
         else:
             lo, hi = hist["edges"][bins[0]], hist["edges"][bins[-1] + 1]
-            view = cam_core.score_view(base_view(ctx), run_key, score, field, min_value=lo, max_value=hi)
+            view = cam_core.app.score_view(base_view(ctx), run_key, score, field, min_value=lo, max_value=hi)
             what = f"{score} in [{lo:.3f}, {hi:.3f})"
             bins = list(range(bins[0], bins[-1] + 1))
         self._select(ctx, view, what)
@@ -186,7 +186,7 @@ class CamRunPanel(foo.Panel):
         import cam_core
 
         label = ctx.params["label"]
-        view = cam_core.class_view(base_view(ctx), ctx.panel.get_state("run_key"), label, ctx.panel.get_state("field"))
+        view = cam_core.app.class_view(base_view(ctx), ctx.panel.get_state("run_key"), label, ctx.panel.get_state("field"))
         self._select(ctx, view, f"maps explaining '{label}'")
 
     @reported

@@ -57,13 +57,13 @@ class CamSamplePanel(foo.Panel):
             return
         sample = ctx.dataset[ctx.current_sample]
         tiles = pc.stored_tiles(sample, run_key, WIDTH)
-        config = cam_core.run_config(ctx.dataset, run_key)
+        config = cam_core.checks.run_config(ctx.dataset, run_key)
         rows = pc.rows_of(tiles, "row")  # a row per method (and per saved explanation's target)
         ctx.panel.set_state("rows", [[{k: t[k] for k in ("field", "label", "caption")} for t in r] for r in rows])
         ctx.panel.set_data("grid", {f"r{i}": {f"t{j}": t["uri"] for j, t in enumerate(r)} for i, r in enumerate(rows)})
         ctx.panel.set_state("classes", self._classes(ctx.dataset, sample, config))
         ctx.panel.set_state("objects", [{"id": o["id"], "label": o["label"], "confidence": o["confidence"],
-                                         "scores": o["scores"]} for o in cam_core.sample_objects(sample, run_key)])
+                                         "scores": o["scores"]} for o in cam_core.app.sample_objects(sample, run_key)])
 
     @staticmethod
     def _classes(dataset, sample, config):
@@ -72,7 +72,7 @@ class CamSamplePanel(foo.Panel):
 
         classes = [str(c) for c in config.classes or []]
         own = []
-        for field in cam_core.label_fields(dataset, "Classification", "Detections"):
+        for field in cam_core.checks.label_fields(dataset, "Classification", "Detections"):
             value = sample[field] if sample.has_field(field) else None
             labels = [value.label] if hasattr(value, "label") else [d.label for d in getattr(value, "detections", [])]
             own += [str(l) for l in labels if str(l) in classes and str(l) not in own]
@@ -99,14 +99,14 @@ class CamSamplePanel(foo.Panel):
 
         run_key, field = ctx.panel.get_state("run_key"), ctx.params["field"]
         sample = ctx.dataset[ctx.current_sample]
-        config = cam_core.run_config(ctx.dataset, run_key)
+        config = cam_core.checks.run_config(ctx.dataset, run_key)
         own = set(config.all_fields())
         keep = [f for f in ctx.active_fields or [] if isinstance(f, str) and f.split(".")[0] not in own]
         # FiftyOne 1.22.1's set_active_fields reaches the grid's shown fields
         # only (it reads a modal atom the App no longer sets); the modal's own
         # are its sidebar's: so the map is also drawn here, large
         ctx.ops.set_active_fields(fields=keep + [field] + ([config.detections_field] if config.detections_field else []))
-        chosen = next(m for m in cam_core.sample_maps(sample, run_key) if m["field"] == field)
+        chosen = next(m for m in cam_core.app.sample_maps(sample, run_key) if m["field"] == field)
         image = pc.thumbnail_source(sample.filepath, pc.LARGE_WIDTH)
         ctx.panel.set_state("selected", {"field": field, "caption": pc.score_line(chosen["scores"])})
         ctx.panel.set_data("selected_map", pc.data_uri(overlay(image, chosen["map"], pc.LARGE_WIDTH)))
@@ -171,8 +171,8 @@ class CamSamplePanel(foo.Panel):
 
         index = int(ctx.params["index"])
         run_key, sample = ctx.panel.get_state("run_key"), ctx.dataset[ctx.current_sample]
-        config = cam_core.run_config(ctx.dataset, run_key)
-        stored = cam_core.sample_objects(sample, run_key)[index]
+        config = cam_core.checks.run_config(ctx.dataset, run_key)
+        stored = cam_core.app.sample_objects(sample, run_key)[index]
         exp = pc.explain_for_run(sample, ctx.dataset, run_key, config.target)
         k = pc.matching_object(exp.objects, stored)
         tiles = pc.explanation_tiles(exp, read_image(sample.filepath)[0], WIDTH, index=k)

@@ -3,7 +3,7 @@
 - Python arguments, as :func:`cam_core.compute_cams` takes them
   (``target="field:ground_truth"``, ``overwrite=True``, ...); which keywords
   exist and their defaults are read from its signature
-  (:func:`cam_core.compute_parameters`), never copied;
+  (:func:`cam_core.checks.compute_parameters`), never copied;
 - form parameters, as the App sends them: the same names, except the model
   (``model_source`` + ``model`` + ``pretrained``), the target
   (``target="label_field"`` plus ``label_field``, or ``target="class"`` plus
@@ -30,7 +30,7 @@ def defaults():
     """``{keyword: default}`` of :func:`cam_core.compute_cams` that a form carries."""
     import cam_core
 
-    return {k: v for k, v in cam_core.compute_parameters().items() if k not in _OBJECTS}
+    return {k: v for k, v in cam_core.checks.compute_parameters().items() if k not in _OBJECTS}
 
 
 def params_from_args(model, pretrained=True, num_shards=1, **kwargs):

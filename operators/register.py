@@ -55,14 +55,14 @@ class RegisterCamModel(foo.Operator):
         import cam_core
 
         # what the App sends is untrusted: only the deployment's modules
-        with cam_core.allow_factory_modules(choices.secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+        with cam_core.checks.allow_factory_modules(choices.secret(ctx, cam_core.checks.FACTORY_MODULES_ENV)):
             return self._form(ctx)
 
     def _form(self, ctx):
         import cam_core
 
         inputs = types.Object()
-        known = cam_core.registered_factories()
+        known = cam_core.checks.registered_factories()
         if known:
             inputs.view("known", types.Notice(
                 label="Registered: " + ", ".join(f"{n} ({e['factory']})" for n, e in known.items()),
@@ -72,7 +72,7 @@ class RegisterCamModel(foo.Operator):
             "factory", required=True, label="Factory",
             description=(
                 "'package.module:function', importable by the App server and every delegated worker, from a "
-                f"module they allow ({cam_core.FACTORY_MODULES_ENV}); it returns a cam_core.CamModel, a "
+                f"module they allow ({cam_core.checks.FACTORY_MODULES_ENV}); it returns a cam_core.CamModel, a "
                 "torch.nn.Module or a zoo TorchImageModel"
             ),
         )
@@ -87,7 +87,7 @@ class RegisterCamModel(foo.Operator):
             choices.invalid(kwargs_prop, str(e))
             kwargs = None
         if name and ctx.params.get("factory") and kwargs is not None:
-            choices.engine_check(inputs, {}, cam_core.check_factory_args, name, ctx.params["factory"], kwargs,
+            choices.engine_check(inputs, {}, cam_core.checks.check_factory_args, name, ctx.params["factory"], kwargs,
                                  bool(ctx.params.get("overwrite")))
         return types.Property(inputs, view=types.View(label="Register a model for CAMs"))
 
@@ -97,7 +97,7 @@ class RegisterCamModel(foo.Operator):
         p = ctx.params
         # built and probed once, so a broken factory fails now, not in a worker;
         # checked again here (not only by the form): execute may be reached without it
-        with cam_core.allow_factory_modules(choices.secret(ctx, cam_core.FACTORY_MODULES_ENV)):
+        with cam_core.checks.allow_factory_modules(choices.secret(ctx, cam_core.checks.FACTORY_MODULES_ENV)):
             d = progress.contained(cam_core.register_factory)(p["name"], p["factory"], _kwargs(p),
                                                               overwrite=bool(p.get("overwrite")))
         suggested = f"layer{'s' if len(d.default_layers) > 1 else ''} {', '.join(d.default_layers)}"
@@ -117,10 +117,10 @@ class RegisterCamModel(foo.Operator):
 def _kwargs(params):
     """The factory's keyword arguments, parsed from the form's JSON text
     (data only: ``json.loads`` evaluates nothing) and bounded in depth and
-    size (:func:`cam_core.parse_kwargs`; a CamArgumentError is a ValueError)."""
+    size (:func:`cam_core.checks.parse_kwargs`; a CamArgumentError is a ValueError)."""
     import cam_core
 
-    return cam_core.parse_kwargs(params.get("kwargs"))
+    return cam_core.checks.parse_kwargs(params.get("kwargs"))
 
 
 class UnregisterCamModel(foo.Operator):
@@ -145,7 +145,7 @@ class UnregisterCamModel(foo.Operator):
         import cam_core
 
         inputs = types.Object()
-        names = list(cam_core.registered_factories())
+        names = list(cam_core.checks.registered_factories())
         prop = inputs.enum("name", names, required=True, label="Model", view=choices.dropdown(names))
         if not names:
             choices.invalid(prop, "no model is registered")

@@ -214,7 +214,7 @@ class DeleteCamRun(foo.Operator):
                 label=f"Deletes {len(fields)} field(s) {where}",
                 description=", ".join(fields),
             ))
-            views = cam_core.saved_views_using(ctx.dataset, key)
+            views = cam_core.checks.saved_views_using(ctx.dataset, key)
             if views:
                 inputs.bool(
                     "delete_saved_views", default=False, view=types.CheckboxView(),
@@ -233,7 +233,7 @@ class DeleteCamRun(foo.Operator):
         dataset = ctx.dataset
         fields = dataset.get_run_info(key).config.all_fields()
         app = None if progress.returns_result(ctx) else app_state(ctx)  # read before the fields go
-        views = cam_core.saved_views_using(dataset, key)
+        views = cam_core.checks.saved_views_using(dataset, key)
         dataset.delete_run(key)  # the run's cleanup removes these fields, the map files and the sidebar group
         deleted = views if ctx.params.get("delete_saved_views") else []
         for name in deleted:

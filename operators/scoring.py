@@ -67,7 +67,7 @@ class ScoreCamRun(foo.Operator):
         if key:
             view = ctx.target_view()
             choices.label_field(
-                inputs, "gt_field", cam_core.object_fields(view), label="Objects", required=True,
+                inputs, "gt_field", cam_core.checks.object_fields(view), label="Objects", required=True,
                 description="Each map gets mass_inside, pointing_hit and iou against this field's objects",
             )
             inputs.bool("all_objects", default=True, label="All objects",
@@ -78,7 +78,7 @@ class ScoreCamRun(foo.Operator):
             p = ctx.params
             gt = p.get("gt_field")
             if gt:
-                _, ok = choices.engine_check(inputs, {}, cam_core.check_score_args, view, key, gt,
+                _, ok = choices.engine_check(inputs, {}, cam_core.checks.check_score_args, view, key, gt,
                                              bool(p.get("all_objects", True)), p.get("iou_threshold", 0.5))
                 old = ctx.dataset.get_run_info(key).config.gt_field
                 if ok and old and old != gt:

@@ -30,11 +30,11 @@ class ComputeCamShard(foo.Operator):
         import cam_core
 
         run_key, shard = ctx.params["run_key"], int(ctx.params["shard"])
-        root = secret(ctx, cam_core.OUTPUT_ROOT_ENV)
+        root = secret(ctx, cam_core.checks.OUTPUT_ROOT_ENV)
         # what the database holds is checked as the form checks a user's: a worker builds a registered
         # model only from its own allowed modules and writes maps only under its output root
-        with cam_core.allow_factory_modules(secret(ctx, cam_core.FACTORY_MODULES_ENV)):
-            done = progress.run(ctx, lambda pb: cam_core.run_shard(ctx.dataset, run_key, shard, progress=pb,
+        with cam_core.checks.allow_factory_modules(secret(ctx, cam_core.checks.FACTORY_MODULES_ENV)):
+            done = progress.run(ctx, lambda pb: cam_core.checks.run_shard(ctx.dataset, run_key, shard, progress=pb,
                                                                    output_root=root), 0)
         return {"run_key": run_key, "shard": shard, "num_samples": None if done is None else done.num_samples,
                 "state": "complete"}

@@ -73,19 +73,19 @@ class SummarizeCamRun(foo.Operator):
                                                         "The grid shows the samples with the highest and the lowest score",
                                                         default_target=TARGET)
         if field:
-            if field in cam_core.run_config(view, key).fields:  # a stale choice is refused below
+            if field in cam_core.checks.run_config(view, key).fields:  # a stale choice is refused below
                 inputs.view("summarized", types.Notice(label=_what(ctx, view, field)))
             inputs.int("k", default=5, label="Samples per half of the grid")
-            choices.label_field(inputs, "label_field", cam_core.label_fields(view, "Classification"), label="Label shown",
+            choices.label_field(inputs, "label_field", cam_core.checks.label_fields(view, "Classification"), label="Label shown",
                                 description="Optional: a Classification field shown above each sample of the grid")
-            root = cam_core.output_root(choices.secret(ctx, cam_core.OUTPUT_ROOT_ENV))
+            root = cam_core.checks.output_root(choices.secret(ctx, cam_core.checks.OUTPUT_ROOT_ENV))
             inputs.str("output_dir", label="Output directory",
                        description=f"Where the pictures go, under {root} (a relative path is taken from there); "
-                                   f"default {cam_core.default_summary_dir(ctx.dataset.name, key)}")
+                                   f"default {cam_core.checks.default_summary_dir(ctx.dataset.name, key)}")
             p = ctx.params
             # the App's users choose a folder under the root only: the server writes the files
-            choices.engine_check(inputs, {}, cam_core.check_output_dir, p.get("output_dir"), root)
-            choices.engine_check(inputs, {}, cam_core.check_summary_args, view, key, field=field, score=score,
+            choices.engine_check(inputs, {}, cam_core.checks.check_output_dir, p.get("output_dir"), root)
+            choices.engine_check(inputs, {}, cam_core.checks.check_summary_args, view, key, field=field, score=score,
                                  k=p.get("k", 5), label_field=p.get("label_field") or None)
         return types.Property(inputs, view=types.View(label="Summarize a CAM run"))
 
@@ -94,10 +94,10 @@ class SummarizeCamRun(foo.Operator):
 
         p = ctx.params
         # checked again here: a delegated worker runs what was queued, whatever form queued it
-        output_dir = cam_core.check_output_dir(p.get("output_dir"), choices.secret(ctx, cam_core.OUTPUT_ROOT_ENV))
+        output_dir = cam_core.checks.check_output_dir(p.get("output_dir"), choices.secret(ctx, cam_core.checks.OUTPUT_ROOT_ENV))
         choices.preselect_target(ctx, TARGET)
         view = ctx.target_view()
-        field = p.get("field") or next(iter(cam_core.run_config(view, p["run_key"]).fields))
+        field = p.get("field") or next(iter(cam_core.checks.run_config(view, p["run_key"]).fields))
         paths = cam_core.summarize_run(
             view, p["run_key"], output_dir=output_dir, field=field,
             score=p.get("score") or "mass_inside", k=int(p.get("k", 5)), label_field=p.get("label_field") or None,

@@ -60,12 +60,12 @@ class SortByCamScore(foo.Operator):
             inputs.float("max_value", label="At most", description="Keep samples whose score is at most this (max_value)")
             inputs.bool("reverse", default=False, label="Highest first")
             choices.label_field(
-                inputs, "correct_field", cam_core.label_fields(view, "Classification"), label="Correct predictions of",
+                inputs, "correct_field", cam_core.checks.label_fields(view, "Classification"), label="Correct predictions of",
                 description="Optional: keep samples whose explained class equals this field's label",
             )
             inputs.str("view_name", label="Save as view",
                        description="Optional: save the sorted view on the dataset under this name")
-            choices.engine_check(inputs, {}, cam_core.check_sort_args, view, key, **_arguments(ctx.params, score))
+            choices.engine_check(inputs, {}, cam_core.checks.check_sort_args, view, key, **_arguments(ctx.params, score))
         return types.Property(inputs, view=types.View(label="Sort samples by a CAM score"))
 
     def execute(self, ctx):
@@ -83,7 +83,7 @@ class SortByCamScore(foo.Operator):
         n = len(view)
         message = f"{n} sample(s) sorted by {score}" + (f", saved as view '{name}'" if name else "")
         # what was left out, and why: an empty map is not a weak one
-        missing, why = cam_core.missing_scores(target, key, score, arguments["field"])
+        missing, why = cam_core.checks.missing_scores(target, key, score, arguments["field"])
         if missing:
             message += f"; {missing} left out for no {score}: {why}"
         outside = target.count() - missing - n

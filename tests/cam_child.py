@@ -63,7 +63,7 @@ def main(spec):
 
     dataset = fo.load_dataset(spec["dataset"])
     if "shard" in spec:
-        status = cam_core.run_shard(dataset, spec["run_key"], spec["shard"])
+        status = cam_core.checks.run_shard(dataset, spec["run_key"], spec["shard"])
         print(json.dumps({"ok": True, "num_samples": status.num_samples if status else None}))
         return
     kwargs = dict(spec.get("kwargs") or {})

@@ -45,7 +45,7 @@ def declare(ds, spec):
     from cam_core.compute import schema
     from cam_core.compute.plan import run_fields
 
-    plan = cam_core.check_compute_args(ds, models.resnet18(), run_key=f"{spec['name']}_0", storage="inline",
+    plan = cam_core.checks.check_compute_args(ds, models.resnet18(), run_key=f"{spec['name']}_0", storage="inline",
                                        methods="gradcam", layers="layer4",
                                        transforms=T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()]))
     wait(spec)

@@ -45,7 +45,7 @@ def test_object_scores_against_masks():
     s = object_scores(maps, boxes, list(masks))
     assert s[0]["inside"] == 1.0 and s[0]["mask_inside"] == 0.5 and s[0]["mask_on_others"] == 0.5
     assert s[1]["inside"] == 1.0 and s[1]["mask_inside"] == 0.0 and s[1]["mask_on_others"] == 0.0
-    assert set(object_scores(maps, boxes)[0]) == set(cam_core.DETECTION_SCORES)  # no masks, no mask scores
+    assert set(object_scores(maps, boxes)[0]) == set(cam_core.types.DETECTION_SCORES)  # no masks, no mask scores
     s = object_scores(maps, boxes, [masks[0], None])  # an object without a mask has no mask scores
     assert s[1]["mask_inside"] is None and s[0]["mask_inside"] == 0.5
 

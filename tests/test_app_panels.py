@@ -220,11 +220,11 @@ def test_the_run_panel_filters_the_grid_by_a_histograms_bins(crops, plugins_dir)
             shown = panel.get_by_text(re.compile(r"^\d+ samples with spread in \["))
             expect(shown).to_be_visible(timeout=WAIT)
             n, lo, hi = re.match(r"(\d+) samples with spread in \[([\d.]+), ([\d.]+)\)", shown.inner_text()).groups()
-            h = cam_core.score_histogram(crops, "cam", "spread", "cam_gradcam_layer3", bins=20)
+            h = cam_core.app.score_histogram(crops, "cam", "spread", "cam_gradcam_layer3", bins=20)
             edges = h["edges"]
             i = min(range(len(edges)), key=lambda k: abs(edges[k] - float(lo)))
             j = min(range(len(edges)), key=lambda k: abs(edges[k] - float(hi)))
-            counts = cam_core.score_view(crops, "cam", "spread", "cam_gradcam_layer3", edges[i], edges[j]).count()
+            counts = cam_core.app.score_view(crops, "cam", "spread", "cam_gradcam_layer3", edges[i], edges[j]).count()
             assert int(n) == counts == sum(h["counts"][i:j]) and 0 < counts < 12
             counter = page.locator('[data-cy="entry-counts"]')
             expect(counter).to_have_text(f"{counts} samples", timeout=WAIT)
@@ -235,8 +235,8 @@ def test_the_run_panel_filters_the_grid_by_a_histograms_bins(crops, plugins_dir)
             expect(counter).to_have_text("12 samples", timeout=WAIT)
 
             # a class's mean map clicked: its samples
-            cats = cam_core.class_view(crops, "cam", "cat", "cam_gradcam_layer3").count()
-            panel.locator("img").nth([m["label"] for m in cam_core.class_means(crops, "cam", "cam_gradcam_layer3")]
+            cats = cam_core.app.class_view(crops, "cam", "cat", "cam_gradcam_layer3").count()
+            panel.locator("img").nth([m["label"] for m in cam_core.app.class_means(crops, "cam", "cam_gradcam_layer3")]
                                      .index("cat")).click()
             expect(counter).to_have_text(f"{cats} samples", timeout=WAIT)
             page_count = cats

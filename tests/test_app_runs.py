@@ -89,7 +89,7 @@ def test_models_and_runs_in_the_app(photos, plugins_dir):
                       "The compute_cams form offers it under 'Registered'")
         expect(page.get_by_text(registered)).to_be_visible(timeout=120000)
         page.screenshot(path=os.path.join(shots, "app-model-registered.png"))
-        assert "tiny-two" in cam_core.registered_factories()
+        assert "tiny-two" in cam_core.checks.registered_factories()
         _close(page)
 
         # the compute form offers Schedule (delegated execution), which the App enables with the setting above

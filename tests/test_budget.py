@@ -195,7 +195,7 @@ def test_auto_batch_size_measures_a_first_batch_then_loads_the_planned_size(data
 def test_a_bad_batch_size_is_refused_naming_auto(dataset, tmp_path, value):
     _scenes(dataset, tmp_path, 1)
     with pytest.raises(cam_core.CamArgumentError, match="batch_size must be an integer >= 1 or 'auto'") as e:
-        cam_core.check_compute_args(dataset, PlantedDetector(), batch_size=value)
+        cam_core.checks.check_compute_args(dataset, PlantedDetector(), batch_size=value)
     assert e.value.param == "batch_size"
 
 
@@ -208,7 +208,7 @@ def test_queue_cams_takes_auto_and_precision_and_its_shard_runs_with_them(datase
         cam_core.queue_cams(dataset, "budget-resnet", num_shards=1, layers="layer3", batch_size="auto",
                             precision="bf16", device="cpu", num_workers=0, storage="inline")
         assert dataset.get_run_info("cam").config.precision == "bf16"
-        status = cam_core.run_shard(dataset, "cam", 0)
+        status = cam_core.checks.run_shard(dataset, "cam", 0)
     finally:
         cam_core.unregister_factory("budget-resnet")
     assert status.state == "complete" and dataset.count("cam_gradcam_layer3") == 3

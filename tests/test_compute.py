@@ -130,18 +130,18 @@ def test_skipped_reasons_group_a_run_by_kind(dataset, image_dir, tmp_path):
     assert res.num_samples == 1 and res.num_skipped == 6
     expected = {"file not found": 2, "cannot read image": 2, "preprocessing failed": 1,
                 "no label in field 'ground_truth'": 1}
-    assert cam_core.skipped_reasons(res) == expected
+    assert cam_core.checks.skipped_reasons(res) == expected
     # each kind is how the real reason starts, without its per-sample part (path, decoder message)
     for s in res.skipped:
-        (kind,) = cam_core.skipped_reasons([s["reason"]])
+        (kind,) = cam_core.checks.skipped_reasons([s["reason"]])
         assert s["reason"].startswith(kind)
     # the same from the results loaded back, from the skipped list, and as a method
     loaded = dataset.load_run_results("cam")
-    assert cam_core.skipped_reasons(loaded) == cam_core.skipped_reasons(loaded.skipped) == expected
+    assert cam_core.checks.skipped_reasons(loaded) == cam_core.checks.skipped_reasons(loaded.skipped) == expected
     assert loaded.skipped_reasons().most_common(2)[0][1] == 2
-    assert cam_core.skipped_reasons([]) == {}
+    assert cam_core.checks.skipped_reasons([]) == {}
     # a reason cam_core does not write counts by its text before ': '
-    assert cam_core.skipped_reasons(["out of memory: 3 GB", "out of memory: 4 GB"]) == {"out of memory": 2}
+    assert cam_core.checks.skipped_reasons(["out of memory: 3 GB", "out of memory: 4 GB"]) == {"out of memory": 2}
 
 
 def test_maps_are_drawn_where_the_model_looked_and_empty_maps_are_marked(dataset, image_dir, tmp_path):

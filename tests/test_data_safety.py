@@ -68,8 +68,8 @@ def test_default_output_dir_stays_under_cam_maps_whatever_the_name(image_dir):
         paths = ds.values("cam_gradcam_layer4.map_path")
         assert all(os.path.commonpath([os.path.realpath(p), root]) == root for p in paths), paths
         assert str(ds._doc.id) in paths[0]  # the dataset's own folder
-        assert cam_core.default_output_dir(ds.name, "cam") == cam_core.default_output_dir(ds, "cam")
-        assert os.path.dirname(os.path.dirname(paths[0])) == cam_core.default_output_dir(ds, "cam")
+        assert cam_core.checks.default_output_dir(ds.name, "cam") == cam_core.checks.default_output_dir(ds, "cam")
+        assert os.path.dirname(os.path.dirname(paths[0])) == cam_core.checks.default_output_dir(ds, "cam")
     finally:
         ds.delete_run("cam")
         ds.delete()
@@ -124,16 +124,16 @@ def test_keyword_arguments_are_bounded(kwargs, limit):
     with pytest.raises(cam_core.CamArgumentError, match=limit) as e:
         cam_core.register_factory("x", "models:resnet18", kwargs=kwargs)
     assert e.value.param == "kwargs" and "the limits are 32 levels of nesting" in str(e.value)
-    assert "x" not in cam_core.registered_factories()
-    assert cam_core.check_kwargs(nested(31)) == nested(31)
+    assert "x" not in cam_core.checks.registered_factories()
+    assert cam_core.checks.check_kwargs(nested(31)) == nested(31)
 
 
 def test_the_forms_json_text_is_bounded():
     for text in ['{"a": ' * 5000 + "1" + "}" * 5000, "[" * 100_000 + "]" * 100_000]:
         with pytest.raises(cam_core.CamArgumentError) as e:
-            cam_core.parse_kwargs(text)
+            cam_core.checks.parse_kwargs(text)
         assert e.value.param == "kwargs" and "32" in str(e.value)
     with pytest.raises(cam_core.CamArgumentError, match="must be a JSON object"):
-        cam_core.parse_kwargs("{size: 64}")
-    assert cam_core.parse_kwargs('{"size": [64, 64]}') == {"size": [64, 64]}
-    assert cam_core.parse_kwargs("") == {}
+        cam_core.checks.parse_kwargs("{size: 64}")
+    assert cam_core.checks.parse_kwargs('{"size": [64, 64]}') == {"size": [64, 64]}
+    assert cam_core.checks.parse_kwargs("") == {}

@@ -155,13 +155,13 @@ def test_sort_cam_objects_opens_the_boxes_found_by_their_context_first(scenes, p
     props = form(scenes, "sort_cam_objects", {})
     assert props["run_key"].type.values == ["cam"] and props["run_key"].default == "cam"
     assert props["field"].type.values == ["cam_gradcam_features", "cam_hirescam_features"]
-    assert props["score"].type.values == list(cam_core.DETECTION_SCORES) and props["score"].default == "inside"
+    assert props["score"].type.values == list(cam_core.types.DETECTION_SCORES) and props["score"].default == "inside"
     assert [c.value for c in props["label"].view.choices] == PlantedDetector.classes
     assert not [n for n, p in props.items() if p.invalid]
 
     # refused with cam_core's words: a classifier's run, an unknown class, bounds that cross
     with pytest.raises(cam_core.CamArgumentError) as engine_error:
-        cam_core.check_objects_args(scenes, "cls")
+        cam_core.checks.check_objects_args(scenes, "cls")
     props = form(scenes, "sort_cam_objects", {"run_key": "cls"})
     assert props["run_key"].invalid and props["run_key"].error_message == engine_error.value.message
     with pytest.raises(ExecutionError, match="Path: run_key"):

@@ -42,28 +42,28 @@ def crops(dataset, image_dir, tmp_path):
 
 
 def test_histogram_bins_and_the_samples_of_a_range_are_the_databases(crops):
-    h = cam_core.score_histogram(crops, "cam", "spread", "cam_gradcam_layer4", bins=5)
+    h = cam_core.app.score_histogram(crops, "cam", "spread", "cam_gradcam_layer4", bins=5)
     assert h["kind"] == "numeric" and len(h["edges"]) == 6 and len(h["counts"]) == 5
     values = [v for v in crops.values("cam_gradcam_layer4.spread") if v is not None]
     assert sum(h["counts"]) == len(values) and h["missing"] == len(crops) - len(values)
     edges = h["edges"]
     assert edges == sorted(edges) and edges[0] == min(values) and edges[-1] > max(values)
     for i, count in enumerate(h["counts"]):  # each bin, [lower, upper), is what the view of that range holds
-        view = cam_core.score_view(crops, "cam", "spread", "cam_gradcam_layer4", edges[i], edges[i + 1])
+        view = cam_core.app.score_view(crops, "cam", "spread", "cam_gradcam_layer4", edges[i], edges[i + 1])
         assert view.count() == count == sum(edges[i] <= v < edges[i + 1] for v in values)
-    selected = cam_core.score_view(crops, "cam", "spread", "cam_gradcam_layer4", edges[1], edges[4])
+    selected = cam_core.app.score_view(crops, "cam", "spread", "cam_gradcam_layer4", edges[1], edges[4])
     assert selected.count() == sum(h["counts"][1:4])
     assert len(selected._serialize()) == 1  # one stage (a panel replaces it on the next selection)
     # counted over a view, the histogram is the view's
     view = crops.match(F("ground_truth.label") == "cat")
-    assert sum(cam_core.score_histogram(view, "cam", "spread", "cam_gradcam_layer4")["counts"]) == view.count()
+    assert sum(cam_core.app.score_histogram(view, "cam", "spread", "cam_gradcam_layer4")["counts"]) == view.count()
 
 
 def test_a_boolean_score_is_counted_by_value(crops):
-    h = cam_core.score_histogram(crops, "cam", "empty")
+    h = cam_core.app.score_histogram(crops, "cam", "empty")
     assert h["kind"] == "boolean" and h["values"] == [False, True]
     assert h["counts"] == [crops.match(F("cam_gradcam_layer3.empty") == v).count() for v in (False, True)]
-    assert cam_core.score_view(crops, "cam", "empty", value=False).count() == h["counts"][0]
+    assert cam_core.app.score_view(crops, "cam", "empty", value=False).count() == h["counts"][0]
 
 
 def test_histogram_arguments_are_checked(crops):
@@ -72,18 +72,18 @@ def test_histogram_arguments_are_checked(crops):
         args = dict(samples=crops, run_key="cam", score="spread")
         args.update(kwargs)
         with pytest.raises(cam_core.CamArgumentError) as e:
-            cam_core.score_histogram(**args)
+            cam_core.app.score_histogram(**args)
         assert e.value.param == param
     with pytest.raises(cam_core.CamArgumentError, match="above min_value"):
-        cam_core.score_view(crops, "cam", "spread", min_value=0.5, max_value=0.5)
+        cam_core.app.score_view(crops, "cam", "spread", min_value=0.5, max_value=0.5)
     with pytest.raises(cam_core.CamArgumentError) as e:
-        cam_core.score_view(crops, "cam", "empty", value="yes")
+        cam_core.app.score_view(crops, "cam", "empty", value="yes")
     assert e.value.param == "value"
 
 
 def test_one_samples_maps_in_the_runs_order(crops):
     sample = crops.first()
-    maps = cam_core.sample_maps(sample, "cam")
+    maps = cam_core.app.sample_maps(sample, "cam")
     assert [m["field"] for m in maps] == list(crops.get_run_info("cam").config.fields)
     for m in maps:
         assert np.array_equal(m["map"], load_map(sample[m["field"]]).astype(np.float32))
@@ -92,20 +92,20 @@ def test_one_samples_maps_in_the_runs_order(crops):
 
 
 def test_the_mean_map_per_class(crops):
-    means = cam_core.class_means(crops, "cam", "cam_gradcam_layer4", per_class=2, size=16)
+    means = cam_core.app.class_means(crops, "cam", "cam_gradcam_layer4", per_class=2, size=16)
     counts = crops.count_values("cam_gradcam_layer4.target_label")
     assert {m["label"]: m["count"] for m in means} == counts
     for m in means:
         assert m["used"] == min(2, m["count"]) and m["map"].shape == (16, 16)
-        heats = cam_core.class_view(crops, "cam", m["label"], "cam_gradcam_layer4").limit(2).values("cam_gradcam_layer4")
+        heats = cam_core.app.class_view(crops, "cam", m["label"], "cam_gradcam_layer4").limit(2).values("cam_gradcam_layer4")
         want = np.mean([np.asarray(Image.fromarray(load_map(h).astype(np.float32), mode="F").resize((16, 16), Image.BILINEAR))
                         for h in heats], axis=0)
         assert np.abs(m["map"] - np.clip(want, 0, 1)).max() < 1e-5
-        assert cam_core.class_view(crops, "cam", m["label"], "cam_gradcam_layer4").count() == m["count"]
+        assert cam_core.app.class_view(crops, "cam", m["label"], "cam_gradcam_layer4").count() == m["count"]
 
 
 def test_the_agreement_matrix_of_the_maps(crops):
-    a = cam_core.agreement_matrix(crops, "cam", max_samples=5)
+    a = cam_core.app.agreement_matrix(crops, "cam", max_samples=5)
     fields = list(crops.get_run_info("cam").config.fields)
     assert a["fields"] == fields and a["samples"] == 5
     assert a["labels"] == ["gradcam / layer3", "gradcam / layer4", "eigencam / layer3", "eigencam / layer4"]
@@ -121,5 +121,5 @@ def test_the_agreement_matrix_of_the_maps(crops):
 
 def test_the_latest_run_is_the_newest(crops):
     cam_core.compute_cams(crops.limit(2), tiny(), layers=["layer4"], run_key="later")
-    assert cam_core.latest_run(crops) == "later"
-    assert cam_core.latest_run(fo.Dataset()) is None
+    assert cam_core.app.latest_run(crops) == "later"
+    assert cam_core.app.latest_run(fo.Dataset()) is None

@@ -83,7 +83,7 @@ def test_a_saved_explanation_is_stored_as_the_runs_maps_are(photos):
     # filterable, and sortable as one of the run's fields
     assert photos.match(F("cam_gradcam_layer4_coffee.target_label") == "coffee").count() == 1
     assert cam_core.sort_by_score(photos, "cam", "spread", field="cam_gradcam_layer4_coffee").count() == 1
-    assert "cam_gradcam_layer4_coffee" in [m["field"] for m in cam_core.sample_maps(sample, "cam")]
+    assert "cam_gradcam_layer4_coffee" in [m["field"] for m in cam_core.app.sample_maps(sample, "cam")]
     files = [sample[f].map_path for f in fields.values()]
     photos.delete_run("cam")
     assert not any(f in photos.get_field_schema() for f in fields.values())

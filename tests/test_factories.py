@@ -27,7 +27,7 @@ def registered():
 def test_a_registered_factory_is_a_model_name_everywhere(dataset, image_dir, registered):
     # checked when registered: built and probed once
     assert registered.default_layers == ["blocks.0.norm1"] and registered.num_outputs == 3
-    assert cam_core.registered_factories()["tiny-deit"] == {"factory": "models:deit_tiny",
+    assert cam_core.checks.registered_factories()["tiny-deit"] == {"factory": "models:deit_tiny",
                                                             "kwargs": {"depth": 1, "num_classes": 3}}
 
     add(dataset, image_dir, ["astronaut", "coffee"])
@@ -55,7 +55,7 @@ def test_a_registered_factory_is_a_model_name_everywhere(dataset, image_dir, reg
 
 
 def test_registration_refuses_what_could_not_be_built_and_keeps_what_was_there(registered):
-    before = cam_core.registered_factories()
+    before = cam_core.checks.registered_factories()
     with pytest.raises(ValueError, match="already registered; pass overwrite=True"):
         cam_core.register_factory("tiny-deit", "models:resnet18")
     with pytest.raises(ValueError, match="model name 'a:b' is not allowed"):
@@ -67,12 +67,12 @@ def test_registration_refuses_what_could_not_be_built_and_keeps_what_was_there(r
     with pytest.raises(ValueError, match=r"factory 'models:resnet18' of model 'x' failed: TypeError"):
         cam_core.register_factory("x", "models:resnet18", kwargs={"depth": 3})
     with pytest.raises(ValueError, match="no model factory is registered as 'x'"):
-        cam_core.build_factory("x")
-    assert cam_core.registered_factories() == before
+        cam_core.checks.build_factory("x")
+    assert cam_core.checks.registered_factories() == before
 
     # replaced on request; removed once
     cam_core.register_factory("tiny-deit", "models:resnet18", overwrite=True)
-    assert cam_core.build_factory("tiny-deit").module.__class__.__name__ == "ResNet"
+    assert cam_core.checks.build_factory("tiny-deit").module.__class__.__name__ == "ResNet"
     assert cam_core.unregister_factory("tiny-deit") is True
     assert cam_core.unregister_factory("tiny-deit") is False
-    assert "tiny-deit" not in cam_core.registered_factories()
+    assert "tiny-deit" not in cam_core.checks.registered_factories()

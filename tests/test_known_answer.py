@@ -75,7 +75,7 @@ def test_every_gradient_method_peaks_on_the_region(dataset, scene):
     )
     sample = dataset.first()
     for method in GRADIENT_METHODS:
-        field = cam_core.field_name("cam", method, "features")
+        field = cam_core.checks.field_name("cam", method, "features")
         heat = sample[field]
         cam = np.asarray(Image.open(heat.map_path)).astype(float)
         assert cam.shape == (64, 96), method  # the whole 480x320 image at the model's scale

@@ -181,7 +181,7 @@ def test_describe_model_of_a_resnet():
     d = cam_core.describe_model(m, classes=[f"c{i}" for i in range(1000)])
     assert d.input_size == (224, 224)  # the default ImageNet preprocessing's crop
     assert d.default_layers == ["layer4"] == cam_core.default_layers(m)
-    assert d.layer_names == [i.name for i in cam_core.candidate_layers(m)]
+    assert d.layer_names == [i.name for i in cam_core.checks.candidate_layers(m)]
     assert "fc" not in d.layer_names
     l4 = d.layer("layer4")
     assert (l4.layout, l4.shape, l4.grid, l4.channels) == ("nchw", (1, 512, 7, 7), (7, 7), 512)

@@ -78,7 +78,7 @@ def test_the_layer_picker_offers_suggested_then_stage_layers_and_keeps_typed_nam
     props = _form(photos, {"model_source": "registered", "model": "tiny-resnet"})
     view = props["layers"].view
     offered = [c.value for c in view.choices]
-    forward = [info.name for info in cam_core.candidate_layers(tiny_resnet())]
+    forward = [info.name for info in cam_core.checks.candidate_layers(tiny_resnet())]
     # 40: the batch norms whose output an in-place ReLU or addition changes are not layers
     assert sorted(offered) == sorted(forward) and len(offered) == 40
     # the suggested layer, then the model's stages (forward order), then what is inside them

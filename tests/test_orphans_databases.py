@@ -77,7 +77,7 @@ def test_orphans_of_one_database_leave_another_databases_maps(image_dir):
         assert not any(os.path.exists(p) for p in mine)
         assert not os.path.exists(os.path.dirname(os.path.dirname(mine[0])))  # the folder our run made
         # what no marker of this database proves its own is listed, never removed
-        listed = cam_core.orphaned_maps()
+        listed = cam_core.checks.orphaned_maps()
         assert legacy in listed.unproven and not set(theirs) & set(listed.removable) and not listed.kept
         assert not set(theirs) & set(cam_core.remove_orphaned_maps())
         assert all(os.path.isfile(p) for p in theirs) and os.path.isfile(old_map)

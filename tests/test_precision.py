@@ -40,11 +40,11 @@ def test_xgradcam_on_a_norm_layer_is_refused_in_reduced_precision(dataset, image
     dataset.add_sample(fo.Sample(filepath=image_dir["astronaut"]))
     model = models.deit_tiny()
     with pytest.raises(cam_core.CamArgumentError, match="xgradcam divides by each channel's spatial sum") as e:
-        cam_core.check_compute_args(dataset, model, methods=["gradcam", "xgradcam"], layers="blocks.11.norm1",
+        cam_core.checks.check_compute_args(dataset, model, methods=["gradcam", "xgradcam"], layers="blocks.11.norm1",
                                     precision="bf16")
     assert e.value.param == "precision" and "blocks.11.norm1" in e.value.message
     for precision, methods in (("fp32", ["xgradcam"]), ("bf16", ["gradcam", "layercam"])):
-        plan = cam_core.check_compute_args(dataset, model, methods=methods, layers="blocks.11.norm1", precision=precision)
+        plan = cam_core.checks.check_compute_args(dataset, model, methods=methods, layers="blocks.11.norm1", precision=precision)
         assert plan.precision == precision
 
 

@@ -80,7 +80,7 @@ def test_a_factory_that_calls_sys_exit_is_refused_and_fails_only_its_operation(p
     with pytest.raises(ExecutionError, match=r"factory 'models:exit_now' of model 'quits' failed: SystemExit: it "
                                              r"called sys.exit\(3\)"):
         foo.get_operator(uri("register_cam_model"))("quits", "models:exit_now")
-    assert "quits" not in cam_core.registered_factories()
+    assert "quits" not in cam_core.checks.registered_factories()
 
     # in a worker: built here, it exits in every other process
     photos.persistent = True
@@ -114,7 +114,7 @@ def queued_run(photos, registered, tmp_path, monkeypatch):  # noqa: F811
     photos.persistent = True
     root = str(tmp_path / "root")
     os.makedirs(root)
-    monkeypatch.setenv(cam_core.OUTPUT_ROOT_ENV, root)
+    monkeypatch.setenv(cam_core.checks.OUTPUT_ROOT_ENV, root)
     ops = cam_core.queue_cams(photos, "tiny-resnet", num_shards=2, run_key="q", layers=["layer4"],
                               output_dir=os.path.join(root, "maps"), num_workers=0)
     return photos, root, ops
@@ -137,7 +137,7 @@ def test_a_worker_checks_a_sharded_runs_stored_arguments(queued_run, plugins_dir
     # as anyone who can write to the database could: the queued arguments and the run's record
     _poison(dataset, "q", output_dir=outside)
     _poison_record(dataset, "q", outside)
-    worker = _worker(plugins_dir, env={cam_core.OUTPUT_ROOT_ENV: root})
+    worker = _worker(plugins_dir, env={cam_core.checks.OUTPUT_ROOT_ENV: root})
     try:
         docs = _wait(lambda: _ops_done(ops), 300, "the two shards", worker)
     finally:
@@ -155,7 +155,7 @@ def test_a_worker_checks_a_sharded_runs_stored_arguments(queued_run, plugins_dir
     coll.update_one({"_id": f"{dataset._doc.id}:q"}, {"$unset": {"arguments.output_dir": ""}})
     cam_core.resume_run(dataset, "q")
     with pytest.raises(cam_core.CamArgumentError, match="outside the allowed root"):
-        cam_core.run_shard(dataset, "q", 0, output_root=root)
+        cam_core.checks.run_shard(dataset, "q", 0, output_root=root)
     assert not os.path.exists(outside)
 
     # the other stored arguments, as the worker's run_shard checks them
@@ -171,13 +171,13 @@ def test_a_worker_checks_a_sharded_runs_stored_arguments(queued_run, plugins_dir
         _poison(dataset, "q", **dict({"model": "tiny-resnet", "view": []}, **poison))
         cam_core.resume_run(dataset, "q")
         with pytest.raises(cam_core.CamArgumentError, match=words):
-            cam_core.run_shard(dataset, "q", 0, output_root=root)
+            cam_core.checks.run_shard(dataset, "q", 0, output_root=root)
         assert cam_core.run_status(dataset, "q").shards[0]["state"] == "failed"
         assert not os.path.exists(outside)
     # unpoisoned, the shard computes
     _poison(dataset, "q", model="tiny-resnet", view=[])
     coll.update_one({"_id": f"{dataset._doc.id}:q"}, {"$unset": {"arguments.transforms": ""}})
-    assert cam_core.run_shard(dataset, "q", 0, output_root=root).state == "complete"
+    assert cam_core.checks.run_shard(dataset, "q", 0, output_root=root).state == "complete"
 
 
 def test_split_into_jobs_refuses_a_library_model_in_the_form(photos, plugins_dir):  # noqa: F811
@@ -186,7 +186,7 @@ def test_split_into_jobs_refuses_a_library_model_in_the_form(photos, plugins_dir
     request = {"dataset_name": photos.name, "params": params, "target": "inputs"}
     props = asyncio.run(resolve_type(foo.OperatorRegistry(), uri("compute_cams"), request)).type.properties
     with pytest.raises(cam_core.CamArgumentError) as engine:
-        cam_core.check_splittable("torchvision:resnet18")
+        cam_core.checks.check_splittable("torchvision:resnet18")
     assert props["num_shards"].invalid and props["num_shards"].error_message == engine.value.message
     assert "every worker would build it itself, downloading its pretrained weights" in engine.value.message
     assert [n for n, p in props.items() if p.invalid] == ["num_shards"]

@@ -97,7 +97,7 @@ def test_named_scorings_beside_the_runs_own(scene_dataset, caplog):
     # a view that drops samples says how many and why
     with caplog.at_level(logging.WARNING, logger="cam_core.runs.views"):
         assert len(cam_core.sort_by_score(scene_dataset, "cam", "mass_inside", scoring="target_class")) == 0
-    count, why = cam_core.missing_scores(scene_dataset, "cam", "mass_inside", scoring="target_class")
+    count, why = cam_core.checks.missing_scores(scene_dataset, "cam", "mass_inside", scoring="target_class")
     assert count == 1 and "target class" in why and "all_objects=True" in why
     assert "1 sample(s) have no mass_inside and are left out" in caplog.text
     with pytest.raises(cam_core.CamArgumentError, match="has no scoring 'nope'; its named scorings: target_class, wrong_box"):

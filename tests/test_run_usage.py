@@ -1,5 +1,5 @@
 """What deleting a run leaves empty: the saved views built on its fields are
-found (``cam_core.saved_views_using``), listed by ``delete_cam_run``'s form,
+found (``cam_core.checks.saved_views_using``), listed by ``delete_cam_run``'s form,
 and deleted with the run only when asked; the others are kept.
 
 A private mongod (conftest), the real ResNet-18 architecture with random
@@ -19,12 +19,12 @@ from plugin import _delete_from_the_app, compute, photos, plugins_dir, registere
 
 def test_uses_fields_matches_whole_fields_and_their_paths():
     fields = ["m_gradcam_layer4"]
-    assert cam_core.uses_fields({"$sort": {"m_gradcam_layer4.peak": 1}}, fields)
-    assert cam_core.uses_fields([{"kwargs": [["filter", {"$gt": ["$m_gradcam_layer4.peak", 0.5]}]]}], fields)
-    assert cam_core.uses_fields("m_gradcam_layer4", fields)
+    assert cam_core.checks.uses_fields({"$sort": {"m_gradcam_layer4.peak": 1}}, fields)
+    assert cam_core.checks.uses_fields([{"kwargs": [["filter", {"$gt": ["$m_gradcam_layer4.peak", 0.5]}]]}], fields)
+    assert cam_core.checks.uses_fields("m_gradcam_layer4", fields)
     # another field whose name starts the same is not the run's
-    assert not cam_core.uses_fields({"$sort": {"m_gradcam_layer4x.peak": 1}}, fields)
-    assert not cam_core.uses_fields(["ground_truth", 1, None, 0.5], fields)
+    assert not cam_core.checks.uses_fields({"$sort": {"m_gradcam_layer4x.peak": 1}}, fields)
+    assert not cam_core.checks.uses_fields(["ground_truth", 1, None, 0.5], fields)
 
 
 @pytest.fixture
@@ -41,10 +41,10 @@ def views(photos, registered):  # noqa: F811 (fixtures)
 
 
 def test_saved_views_using_a_run(views):
-    assert sorted(cam_core.saved_views_using(views, "m")) == ["m-matched", "m-sorted"]
-    assert cam_core.saved_views_using(views.limit(1), "other") == ["other-sorted"]  # a view: its dataset's
+    assert sorted(cam_core.checks.saved_views_using(views, "m")) == ["m-matched", "m-sorted"]
+    assert cam_core.checks.saved_views_using(views.limit(1), "other") == ["other-sorted"]  # a view: its dataset's
     with pytest.raises(cam_core.CamArgumentError) as e:
-        cam_core.saved_views_using(views, "nope")
+        cam_core.checks.saved_views_using(views, "nope")
     assert e.value.param == "run_key" and "its CAM runs: m, other" in str(e.value)
 
 

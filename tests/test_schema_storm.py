@@ -48,7 +48,7 @@ def test_schema_storm_loses_no_field(tmp_path):
         lost = [f for f in theirs if f not in ds.get_field_schema()]
         assert lost == [], f"the runs' declarations dropped {len(lost)} of the other tool's fields: {lost}"
 
-        plan = cam_core.check_compute_args(ds, models.resnet18(), run_key="unused", storage="inline",
+        plan = cam_core.checks.check_compute_args(ds, models.resnet18(), run_key="unused", storage="inline",
                                            methods="gradcam", layers="layer4",
                                            transforms=T.Compose([T.Resize(64), T.CenterCrop(64), T.ToTensor()]))
         for key in {f.rsplit("_gradcam", 1)[0] for f in ours}:  # each run after its next batch

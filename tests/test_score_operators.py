@@ -252,7 +252,7 @@ def test_sort_and_summary_forms_offer_only_scores(run):
     assert {f"cam_gradcam_layer4.{a}" for a in others - {"target_score", "map_scale", "range", "tags"}} <= set(schema)
     for name in ("sort_by_cam_score", "summarize_cam_run"):
         offered = app_form(run, name, {})["score"].view.values()
-        assert offered == [s for s in cam_core.SCORES if f"cam_gradcam_layer4.{s}" in schema], name
+        assert offered == [s for s in cam_core.types.SCORES if f"cam_gradcam_layer4.{s}" in schema], name
         assert "mass_inside" in offered and not others & set(offered), name
 
 

@@ -85,17 +85,17 @@ def test_registering_os_system_from_python_runs_nothing(marker):
         cam_core.register_factory("x", "test_operators:os.system", kwargs=command)
     with pytest.raises(cam_core.CamArgumentError, match="'subprocess' is a module"):
         cam_core.register_factory("x", "test_operators:subprocess.run", kwargs={"args": ["touch", str(marker)]})
-    with cam_core.allow_factory_modules("test_security") as now:
-        assert "test_security" in now and "test_security" in cam_core.allowed_factory_modules()
+    with cam_core.checks.allow_factory_modules("test_security") as now:
+        assert "test_security" in now and "test_security" in cam_core.checks.allowed_factory_modules()
         with pytest.raises(cam_core.CamArgumentError, match="defined in module 'posix', not in an allowed module"):
             cam_core.register_factory("x", "test_security:system", kwargs=command)
-    assert "test_security" not in cam_core.allowed_factory_modules()  # the block's prefixes end with it
+    assert "test_security" not in cam_core.checks.allowed_factory_modules()  # the block's prefixes end with it
     with pytest.raises(cam_core.CamArgumentError, match="'__builtins__' is not a public name"):
         cam_core.register_factory("x", "models:__builtins__.exec", kwargs={"source": "open('x', 'w')"})
     with pytest.raises(cam_core.CamArgumentError, match="module 'os' is not an allowed factory module"):
-        cam_core.resolve_factory("os:system")
-    assert cam_core.resolve_factory("os:system", trusted=True) is os.system  # a Python user's own choice
-    assert "x" not in cam_core.registered_factories()
+        cam_core.checks.resolve_factory("os:system")
+    assert cam_core.checks.resolve_factory("os:system", trusted=True) is os.system  # a Python user's own choice
+    assert "x" not in cam_core.checks.registered_factories()
     assert not marker.exists()
 
 
@@ -106,8 +106,8 @@ def test_keyword_arguments_are_plain_json_values(kwargs):
     with pytest.raises(cam_core.CamArgumentError) as e:
         cam_core.register_factory("x", "models:resnet18", kwargs=kwargs)
     assert e.value.param == "kwargs"
-    assert "x" not in cam_core.registered_factories()
-    assert cam_core.check_kwargs({"a": [1, 2.5, None, True, {"b": "c"}]}) == {"a": [1, 2.5, None, True, {"b": "c"}]}
+    assert "x" not in cam_core.checks.registered_factories()
+    assert cam_core.checks.check_kwargs({"a": [1, 2.5, None, True, {"b": "c"}]}) == {"a": [1, 2.5, None, True, {"b": "c"}]}
 
 
 def test_the_operator_its_form_and_its_execute_run_nothing(plugins_dir, marker):
@@ -127,7 +127,7 @@ def test_the_operator_its_form_and_its_execute_run_nothing(plugins_dir, marker):
                            executor=Executor())
     with pytest.raises(cam_core.CamArgumentError, match="module 'os' is not an allowed factory module"):
         real.execute(ctx)
-    assert "x" not in cam_core.registered_factories()
+    assert "x" not in cam_core.checks.registered_factories()
     assert not marker.exists()
 
 
@@ -138,13 +138,13 @@ def test_with_no_allowlist_the_app_cannot_register_and_says_how_to_allow(plugins
         op("x", "test_operators:tiny_resnet")
     with pytest.raises(cam_core.CamArgumentError, match="none is set"):
         cam_core.register_factory("x", "test_operators:tiny_resnet")
-    assert "x" not in cam_core.registered_factories()
+    assert "x" not in cam_core.checks.registered_factories()
     # a Python user allows modules for their own process
-    with cam_core.allow_factory_modules("test_operators"):
+    with cam_core.checks.allow_factory_modules("test_operators"):
         assert cam_core.register_factory("x", "test_operators:tiny_resnet").default_layers == ["layer4"]
     try:
         with pytest.raises(cam_core.CamArgumentError, match="model 'x' cannot be built in this process"):
-            cam_core.build_factory("x")  # stored, but this process (outside the block) refuses it
+            cam_core.checks.build_factory("x")  # stored, but this process (outside the block) refuses it
     finally:
         cam_core.unregister_factory("x")
 
@@ -271,7 +271,7 @@ def test_a_configured_output_root_replaces_the_dataset_dir(photos, registered, m
                      run_key="r1", **base)
     res = compute_cams(photos, "tiny-resnet", output_dir="here", run_key="r2", **base)
     assert all(m.map_path.startswith(os.path.join(other, "here") + os.sep) for m in photos.values(res.fields[0]))
-    assert cam_core.check_output_dir(None) is None  # the default folder stays the default
+    assert cam_core.checks.check_output_dir(None) is None  # the default folder stays the default
 
 
 def _form_props(dataset, extra):
@@ -282,7 +282,7 @@ def _form_props(dataset, extra):
 
 def test_an_allowed_module_registered_through_the_operator_works_end_to_end(photos, registered):
     assert registered["factory"] == "test_operators:tiny_resnet" and registered["suggested"] == ["layer4"]
-    assert cam_core.registered_factories()["tiny-resnet"] == {"factory": "test_operators:tiny_resnet", "kwargs": {}}
+    assert cam_core.checks.registered_factories()["tiny-resnet"] == {"factory": "test_operators:tiny_resnet", "kwargs": {}}
     res = foo.get_operator(uri("compute_cams"))(photos, "tiny-resnet", methods=["gradcam"], layers=["layer4"],
                                                 run_key="ok", output_dir="ok-maps")
     assert (res.num_samples, res.num_skipped) == (4, 0)

@@ -68,7 +68,7 @@ def wait_for(predicate, timeout, what):
 def test_three_workers_a_kill_and_a_resume(many, slow_model, plugins_dir, tmp_path, monkeypatch):
     out = str(tmp_path / "maps")
     # workers write only under their output root (they inherit this environment)
-    monkeypatch.setenv(cam_core.OUTPUT_ROOT_ENV, str(tmp_path))
+    monkeypatch.setenv(cam_core.checks.OUTPUT_ROOT_ENV, str(tmp_path))
     op_ids = cam_core.queue_cams(many, slow_model, num_shards=6, run_key="sh", output_dir=out, **KW)
     assert len(op_ids) == 6
     status = cam_core.run_status(many, "sh")

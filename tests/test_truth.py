@@ -125,7 +125,7 @@ def test_integer_outputs_are_refused_at_the_probe(photos, registered, plugins_di
     with pytest.raises(ExecutionError, match="returned its scores as torch.int64"):
         foo.execute_operator(uri("register_cam_model"), params={
             "name": "ints", "factory": "models:broken_classifier", "kwargs": '{"how": "int"}'})
-    assert "ints" not in cam_core.registered_factories()
+    assert "ints" not in cam_core.checks.registered_factories()
 
 
 def test_sorting_by_a_score_says_how_many_samples_it_left_out_and_why(photos, registered):  # noqa: F811

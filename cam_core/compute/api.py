@@ -179,7 +179,7 @@ def check_compute_args(samples, model, **kwargs):
     Args:
         samples: as for :func:`compute_cams`
         model: as for :func:`compute_cams`, or a
-            :class:`cam_core.ModelDescription` (a model probed already)
+            :class:`cam_core.types.ModelDescription` (a model probed already)
         **kwargs: :func:`compute_cams`' other arguments
 
     Returns:

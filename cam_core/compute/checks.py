@@ -139,7 +139,7 @@ def settle_target(a, samples, description, methods, run_key, schema, owned):
             ``score_threshold``, ``max_objects``, ``faithfulness``,
             ``all_objects``, ``aug_smooth``)
         samples: the collection a ``"field:<name>"`` target is read from
-        description: the model's :class:`cam_core.ModelDescription`
+        description: the model's :class:`cam_core.types.ModelDescription`
         methods: canonical method names
         run_key, schema, owned: a detector run's key, the dataset's fields
             and those the run owns (its detections field must be free)

@@ -58,7 +58,7 @@ def explain(image, model, layers=None, methods="gradcam", target="prediction", m
             one of its fields)
         model: as for :func:`cam_core.compute_cams` (a name, a module, a
             ``TorchImageModel``, a :class:`cam_core.CamModel`), or a
-            :class:`cam_core.ModelDescription` (used as probed)
+            :class:`cam_core.types.ModelDescription` (used as probed)
         layers (None): module paths; None for :func:`cam_core.default_layers`
         methods ("gradcam"): a name or list of names from :data:`cam_core.METHODS`
         target ("prediction"): ``"prediction"``, a class (name, index or
@@ -68,12 +68,18 @@ def explain(image, model, layers=None, methods="gradcam", target="prediction", m
             ``Detections`` field's objects
         model_kwargs (None): a name's loading arguments (``{"weights": None}``:
             torchvision's random weights; ``{"pretrained": False}``: timm's)
-        transforms (None), classes (None), target_class (None), device ("auto"),
-        eigen_smooth (False), aug_smooth (False), score_threshold (0.5),
-        max_objects (20), precision ("fp32"): as for :func:`cam_core.compute_cams`
+        transforms (None): as for :func:`cam_core.compute_cams`
+        classes (None): as for :func:`cam_core.compute_cams`
+        target_class (None): as for :func:`cam_core.compute_cams`
+        device ("auto"): as for :func:`cam_core.compute_cams`
+        eigen_smooth (False): as for :func:`cam_core.compute_cams`
+        aug_smooth (False): as for :func:`cam_core.compute_cams`
+        score_threshold (0.5): a detector's boxes explained: those of at least this score
+        max_objects (20): the most boxes of a detector explained
+        precision ("fp32"): ``"fp32"``, ``"bf16"`` or ``"fp16"``, as for :func:`cam_core.compute_cams`
 
     Returns:
-        an :class:`cam_core.Explanation`: a mapping ``{(method, layer): (H, W)
+        an :class:`cam_core.types.Explanation`: a mapping ``{(method, layer): (H, W)
         float32 array in [0, 1]}`` at the image's size, zero where the model
         did not see the image, with ``target_label``, ``target_score``,
         ``target_confidence``, ``scores`` per map and, for a detector,

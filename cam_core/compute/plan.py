@@ -1,5 +1,5 @@
 """A run settled before its first image is read: every argument checked and
-turned into what the runner needs (see :func:`cam_core.check_compute_args`)."""
+turned into what the runner needs (see :func:`cam_core.checks.check_compute_args`)."""
 from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
 
@@ -56,7 +56,7 @@ class Plan:
         samples: the collection explained; ``dataset`` its dataset
         run_key: the run's key
         model: the :class:`cam_core.CamModel`; ``steps`` its transform steps
-        layers: :class:`cam_core.LayerInfo` of each explained layer
+        layers: :class:`cam_core.types.LayerInfo` of each explained layer
         methods: canonical method names
         target: the parsed :class:`cam_core.engine.targets.TargetSpec`
         target_class: a segmentation field's explained class index, or None

@@ -61,13 +61,13 @@ def stored_arguments(doc, parameters, output_root=None):
     worker builds the same (:func:`check_splittable`; building it later
     imports a factory only from this worker's allowed modules), view stages
     of FiftyOne's own stage classes, and an ``output_dir`` under the output
-    root (:func:`cam_core.check_output_dir`).
+    root (:func:`cam_core.checks.check_output_dir`).
 
     Args:
         doc: the run's state document
         parameters: the names ``compute_cams`` takes
         output_root (None): the allowed root of output folders (the plugin
-            secret ``FIFTYONE_CAM_OUTPUT_ROOT``; see :func:`cam_core.output_root`)
+            secret ``FIFTYONE_CAM_OUTPUT_ROOT``; see :func:`cam_core.checks.output_root`)
 
     Returns:
         a copy of the arguments, ``output_dir`` resolved

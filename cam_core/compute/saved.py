@@ -40,7 +40,7 @@ def save_explanation(sample, run_key, explanation, keys=None):
         sample: the FiftyOne sample the explanation was computed for (it
             must be in the run's dataset)
         run_key: a CAM run of its dataset, computed with the same model
-        explanation: the :class:`cam_core.Explanation` of this sample
+        explanation: the :class:`cam_core.types.Explanation` of this sample
             (:func:`cam_core.explain`)
         keys (None): the ``(method, layer)`` maps to store; None for all
 

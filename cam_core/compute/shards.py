@@ -35,7 +35,7 @@ def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
             name (:func:`cam_core.register_factory`); not a Python object, a
             model registered in this process only, nor a library or zoo model,
             whose weights every worker would download itself
-            (:func:`cam_core.check_splittable`)
+            (:func:`cam_core.checks.check_splittable`)
         num_shards (2): how many operations to queue, from 1 to the number
             of samples
         delegation_target (None): the orchestrator to queue them on
@@ -43,7 +43,7 @@ def queue_cams(samples, model, num_shards=2, delegation_target=None, **kwargs):
             ``methods``, ``run_key``, ``device`` (``"auto"``: each worker's own
             GPU), ...), but no ``transforms`` (they come with the model); an
             ``output_dir`` must lie under the output root
-            (:func:`cam_core.output_root`: ``FIFTYONE_CAM_OUTPUT_ROOT``), as
+            (:func:`cam_core.checks.output_root`: ``FIFTYONE_CAM_OUTPUT_ROOT``), as
             every worker checks it does
 
     Returns:
@@ -116,11 +116,11 @@ def run_shard(dataset, run_key, shard, progress=None, output_root=None):
 
     Args:
         output_root (None): the folder the shard's ``output_dir`` must lie
-            under (see :func:`cam_core.output_root`; the worker's operator
+            under (see :func:`cam_core.checks.output_root`; the worker's operator
             passes the plugin secret ``FIFTYONE_CAM_OUTPUT_ROOT``)
 
     Returns:
-        the shard's :class:`cam_core.RunStatus` (``state`` ``"complete"``),
+        the shard's :class:`cam_core.types.RunStatus` (``state`` ``"complete"``),
         or None when the shard was complete already
 
     Raises:

@@ -84,7 +84,7 @@ class DetectorEngine:
 
     Args:
         model: the detector (already on ``device``)
-        layers: :class:`cam_core.LayerInfo` of each layer (pyramid levels included)
+        layers: :class:`cam_core.types.LayerInfo` of each layer (pyramid levels included)
         methods: canonical names of methods :func:`check_detector_methods` allows
         device: a torch device
         eigen_smooth (False): grad-cam's ``eigen_smooth``

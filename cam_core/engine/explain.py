@@ -73,7 +73,7 @@ class CamEngine:
 
     Args:
         model: a ``torch.nn.Module`` (already on ``device``)
-        layers: a list of :class:`cam_core.LayerInfo`
+        layers: a list of :class:`cam_core.types.LayerInfo`
         methods: canonical method names (see :mod:`cam_core.engine.methods`)
         device: a torch device
         batch_size: batch size of ScoreCAM / AblationCAM's extra forwards

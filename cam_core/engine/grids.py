@@ -72,7 +72,7 @@ class LayerInfo:
 
 def classify(name, shape, hints):
     """``(reason, None)`` for an output that is not a grid, else ``(None, info)``
-    with a :class:`cam_core.LayerInfo` (its module not set yet)."""
+    with a :class:`cam_core.types.LayerInfo` (its module not set yet)."""
     H, W = hints.input_hw
     if shape is None:
         return "its output is not a tensor", None

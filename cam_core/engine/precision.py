@@ -45,7 +45,7 @@ def check_precision(precision, device, methods=(), layers=()):
     Args:
         precision: one of :data:`PRECISIONS`
         device: the run's torch device
-        methods, layers: the run's method names and :class:`cam_core.LayerInfo`
+        methods, layers: the run's method names and :class:`cam_core.types.LayerInfo`
 
     Raises:
         CamArgumentError: (``precision``) naming what is allowed

@@ -28,12 +28,12 @@ _module_locks = weakref.WeakKeyDictionary()
 
 
 def described(model, model_kwargs=None, transforms=None, classes=None):
-    """The :class:`cam_core.ModelDescription` of ``model``, probed once.
+    """The :class:`cam_core.types.ModelDescription` of ``model``, probed once.
 
     Args:
         model: a name for :func:`cam_core.load_model`, a model object (a
             ``torch.nn.Module``, a FiftyOne ``TorchImageModel``, a
-            :class:`cam_core.CamModel`) or a :class:`cam_core.ModelDescription`
+            :class:`cam_core.CamModel`) or a :class:`cam_core.types.ModelDescription`
             (used as it is)
         model_kwargs (None): a name's loading arguments (``{"weights": None}``
             for torchvision's random weights, ``{"pretrained": False}`` for timm's)

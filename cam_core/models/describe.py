@@ -75,7 +75,7 @@ def candidate_layers(model, transforms=None):
         transforms (None): overrides the model's transforms
 
     Returns:
-        a list of :class:`cam_core.LayerInfo` (``name``, ``shape``, ``layout``),
+        a list of :class:`cam_core.types.LayerInfo` (``name``, ``shape``, ``layout``),
         in forward order
     """
     return list(_probe(model, transforms)[1].layers.values())
@@ -126,7 +126,7 @@ class ModelDescription:
         model: the :class:`cam_core.CamModel` described (module, transforms,
             classes); pass it on to :func:`cam_core.compute_cams` to use the
             model without loading it again
-        layers: a :class:`cam_core.LayerInfo` per explainable layer, in forward
+        layers: a :class:`cam_core.types.LayerInfo` per explainable layer, in forward
             order: ``name``, ``shape`` (batch of 1), ``layout`` (``"nchw"``,
             ``"nhwc"`` or ``"tokens"``), ``grid`` (h, w), ``channels``,
             ``prefix_tokens`` and ``stride`` (tokens only)
@@ -165,14 +165,14 @@ class ModelDescription:
         return [info.name for info in self.layers]
 
     def layer(self, name):
-        """The :class:`cam_core.LayerInfo` of one layer; KeyError if it is not explainable."""
+        """The :class:`cam_core.types.LayerInfo` of one layer; KeyError if it is not explainable."""
         for info in self.layers:
             if info.name == name:
                 return info
         raise KeyError(f"'{name}' is not an explainable layer of this model; see .layer_names")
 
     def resolve_layers(self, names):
-        """The :class:`cam_core.LayerInfo` of each name (None: the default layers).
+        """The :class:`cam_core.types.LayerInfo` of each name (None: the default layers).
 
         Raises:
             CamArgumentError: (``layers``) for no name, an unknown name (with

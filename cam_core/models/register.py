@@ -60,7 +60,7 @@ def register_factory(name, factory, kwargs=None, overwrite=False):
     imports its factory only from the modules it allows: the
     comma-separated prefixes of the environment variable
     ``FIFTYONE_CAM_FACTORY_MODULES`` (``my_models`` allows ``my_models`` and
-    ``my_models.sub``), or a :func:`cam_core.allow_factory_modules` block.
+    ``my_models.sub``), or a :func:`cam_core.checks.allow_factory_modules` block.
     A factory outside them is refused here before it is imported; the App
     server and each worker refuse it too unless their own allowlist names its
     module, so set the variable there as well.
@@ -78,7 +78,7 @@ def register_factory(name, factory, kwargs=None, overwrite=False):
         overwrite (False): replace an existing registration of ``name``
 
     Returns:
-        the built model's :class:`cam_core.ModelDescription`
+        the built model's :class:`cam_core.types.ModelDescription`
 
     Raises:
         CamArgumentError: for a bad name, a factory whose module is not

@@ -36,7 +36,7 @@ def score_histogram(samples, run_key, score="spread", field=None, bins=20):
     Args:
         samples: a dataset or view holding the run
         run_key: a CAM run's key
-        score ("spread"): a score the maps carry (:data:`cam_core.SCORES`), or ``"empty"``
+        score ("spread"): a score the maps carry (:data:`cam_core.types.SCORES`), or ``"empty"``
         field (None): one of the run's Heatmap fields; default its first
         bins (20): the number of bins, spanning the score's range in ``samples``
 
@@ -80,9 +80,12 @@ def score_view(samples, run_key, score="spread", field=None, min_value=None, max
     (a boolean score).
 
     Args:
-        samples, run_key, score, field: as for :func:`score_histogram`
-        min_value / max_value (None): the range's lower (included) and upper
-            (excluded) ends; None leaves that side open
+        samples: a dataset or view (as for :func:`score_histogram`)
+        run_key: the run's key
+        score ("spread"): the score's name
+        field (None): the map field (default: the run's first)
+        min_value (None): the range's lower end (included); None leaves it open
+        max_value (None): the range's upper end (excluded); None leaves it open
         value (None): a boolean score's value
 
     Returns:

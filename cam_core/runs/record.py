@@ -52,7 +52,6 @@ class CamRunConfig(fors.RunConfig):
         max_objects: the most boxes explained per image
         explanations: maps saved later from explanations on demand
             (:func:`cam_core.save_explanation`): ``{field: {"method", "layer", "target"}}``
-        score_threshold, max_objects: which of a detector's boxes were explained
         precision: ``"fp32"``, ``"bf16"`` or ``"fp16"``: the forward and
             backward's (runs recorded before it existed: ``"fp32"``)
     """
@@ -170,7 +169,7 @@ class CamRunResults(fors.RunResults):
         self.num_objects = num_objects
 
     def skipped_reasons(self):
-        """The skipped samples counted by kind of reason: :func:`cam_core.skipped_reasons`."""
+        """The skipped samples counted by kind of reason: :func:`cam_core.checks.skipped_reasons`."""
         return skipped_reasons(self)
 
     def explains_nothing(self):

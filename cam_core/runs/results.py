@@ -26,7 +26,7 @@ OK, MISSING, DANGLING = "ok", "missing", "dangling"
 
 def save_results(dataset, run_key, done, fields=None):
     """Saves a :class:`cam_core.runs.CamRunResults` from a run's status
-    (``done``: a :class:`cam_core.RunStatus`) and logs its summary; ``fields``
+    (``done``: a :class:`cam_core.types.RunStatus`) and logs its summary; ``fields``
     default to the run's Heatmap fields."""
     dataset.reload()  # the run record as stored (another process may have saved results)
     config = dataset.get_run_info(run_key).config
@@ -74,7 +74,7 @@ def repair(dataset, run_key, status):
     """Makes a run's results readable: a reference to deleted results is
     dropped (``load_run_results`` then returns None instead of failing), and a
     complete run without results gets them from ``status`` (its
-    :class:`cam_core.RunStatus`).
+    :class:`cam_core.types.RunStatus`).
 
     Returns:
         whether anything was repaired

@@ -153,7 +153,7 @@ def run_status(samples, run_key):
     any process; for a run queued as several jobs, the sum of its shards.
 
     Returns:
-        a :class:`cam_core.RunStatus`; ``state == "unknown"`` for a run
+        a :class:`cam_core.types.RunStatus`; ``state == "unknown"`` for a run
         recorded before run states existed (it has no state document). A
         complete run whose results are missing (its process died while
         saving them) gets them saved here, from its state

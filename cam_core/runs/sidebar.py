@@ -24,7 +24,7 @@ def objects_group(detections_field):
 def run_groups(run_key, config=None):
     """The names of a run's groups: its own, its agreement values' (named as
     their field) and a detector run's object scores' (``config``: its
-    :class:`cam_core.CamRunConfig`)."""
+    :class:`cam_core.types.CamRunConfig`)."""
     agreement = getattr(config, "agreement_field", None)
     detections = getattr(config, "detections_field", None)
     return [group_name(run_key)] + ([agreement] if agreement else []) + ([objects_group(detections)] if detections else [])

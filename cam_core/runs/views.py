@@ -28,13 +28,13 @@ def run_field(config, run_key, field):
 
 
 def map_scores(samples, field):
-    """The scores the maps of ``field`` carry (declared, so filterable), in :data:`cam_core.SCORES` order."""
+    """The scores the maps of ``field`` carry (declared, so filterable), in :data:`cam_core.types.SCORES` order."""
     schema = samples.get_field_schema(flat=True)
     return [s for s in SCORES if f"{field}.{s}" in schema]
 
 
 def check_score(score):
-    """Refuses a name that is not one of :data:`cam_core.SCORES`."""
+    """Refuses a name that is not one of :data:`cam_core.types.SCORES`."""
     if score not in SCORES:
         raise CamArgumentError("score", f"unknown score '{score}'; scores: {', '.join(SCORES)}")
 
@@ -105,7 +105,7 @@ def sort_by_score(samples, run_key, score="mass_inside", field=None, min_value=N
     Args:
         samples: a dataset or view holding the run
         run_key: a CAM run's key
-        score ("mass_inside"): a score the maps carry (see :data:`cam_core.SCORES`)
+        score ("mass_inside"): a score the maps carry (see :data:`cam_core.types.SCORES`)
         field (None): one of the run's Heatmap fields; default its first
         min_value (None): keep samples whose score is at least this
         max_value (None): keep samples whose score is at most this

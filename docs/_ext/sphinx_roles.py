@@ -4,7 +4,9 @@ roles (``:func:`cam_core.compute_cams```), which Markdown shows as they are.
 Each role becomes, in the docstrings of the package being documented:
 
 - a cross-reference (``[`cam_core.x`][cam_core.x]``) when it names a
-  top-level name, ``cam_core.x`` or a bare ``x`` that is in ``__all__``:
+  top-level name, ``cam_core.x`` or a bare ``x`` that is in ``__all__``, or a
+  name of a documented module (``cam_core.checks.x``, ``cam_core.app.x``,
+  ``cam_core.types.x``, in that module's ``__all__``):
   mkdocs-autorefs must resolve it, so under ``mkdocs build --strict`` a
   docstring naming a public function that no longer exists fails the build;
 - code (``` `x` ```) otherwise (a private helper, a submodule).
@@ -30,8 +32,14 @@ def _exports(pkg):
     return {n if isinstance(n, str) else getattr(n, "name", str(n)) for n in names}
 
 
-def convert(text, package, public):
-    """The docstring ``text`` with its roles as Markdown (see the module's docstring)."""
+# the modules the reference documents besides the top level (docs/api.md)
+DOCUMENTED = ("checks", "app", "types")
+
+
+def convert(text, package, public, modules=None):
+    """The docstring ``text`` with its roles as Markdown (see the module's
+    docstring); ``modules``: ``{module: its public names}`` of the documented modules."""
+    modules = modules or {}
 
     def role(match):
         kind, target = match.groups()
@@ -40,6 +48,9 @@ def convert(text, package, public):
             return f"`{target}`"  # submodules are not in the reference
         if head == package and rest and "." not in rest:
             return f"[`{target}`][{target}]"  # must resolve: a public name of the package
+        module, _, name = rest.partition(".")
+        if head == package and module in modules and name in modules[module]:
+            return f"[`{target}`][{target}]"  # must resolve too: a documented module's name
         if "." not in target and target in public:
             return f"[`{target}`][{package}.{target}]"
         return f"`{target}`"
@@ -71,6 +82,7 @@ class SphinxRoles(griffe.Extension):
 
     def on_package(self, *, pkg, **kwargs):
         public = _exports(pkg)
+        modules = {m: _exports(pkg.members[m]) for m in DOCUMENTED if m in pkg.members}
         for obj in _objects(pkg):
             if obj.docstring is not None:
-                obj.docstring.value = convert(obj.docstring.value, pkg.name, public)
+                obj.docstring.value = convert(obj.docstring.value, pkg.name, public, modules)
