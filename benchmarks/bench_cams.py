@@ -33,7 +33,8 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 
-from bench_common import build_dataset, model_and_transforms, peak_rss_mb, resolve_device, start_private_mongod  # noqa: E402
+from bench_common import (  # noqa: E402
+    build_dataset, model_and_transforms, peak_gpu_mb, peak_rss_mb, resolve_device, start_private_mongod)
 from bench_memory import measure_memory, print_memory  # noqa: E402
 
 GRADIENT_SIX = ["gradcam", "gradcamplusplus", "xgradcam", "hirescam", "layercam", "eigengradcam"]
@@ -166,7 +167,7 @@ def child(args):
     if args.side == "tutorial":
         ds.delete_sample_fields([f for f in ds.get_field_schema() if f.startswith("tut_")])
     print(json.dumps({"seconds": seconds, "images": args.count, "per_image": seconds / args.count,
-                      "repeats": args.repeats, "peak_rss_mb": peak_rss_mb()}))
+                      "repeats": args.repeats, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(args.device)}))
 
 
 def run_side(side, case, dataset, count, args):

@@ -79,6 +79,16 @@ def peak_rss_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def peak_gpu_mb(device):
+    """The peak of torch's CUDA allocator on ``device`` since the process started, in MB; None off CUDA."""
+    import torch
+
+    device = torch.device(device)
+    if device.type != "cuda":
+        return None
+    return torch.cuda.max_memory_allocated(device) / 2**20
+
+
 def current_rss_mb():
     with open("/proc/self/status") as f:
         for line in f:

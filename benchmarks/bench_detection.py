@@ -15,7 +15,7 @@ The layer is cam_core's suggested one (suggest_layers). Each side warms up once 
 
     .venv/bin/python benchmarks/bench_detection.py [--model fasterrcnn_mobilenet_v3_large_fpn]
         [--size 320] [--images 4] [--objects 5] [--batch 2] [--repeats 2] [--device cpu|cuda]
-        [--threads N]
+        [--threads N] [--json FILE]
 """
 import argparse
 import os
@@ -25,6 +25,7 @@ import time
 import warnings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))  # bench_common
 
 import torch  # noqa: E402
 
@@ -67,6 +68,7 @@ def arguments(doc, model_option, size):
     p.add_argument("--repeats", type=int, default=2)
     p.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     p.add_argument("--threads", type=int, default=len(os.sched_getaffinity(0)), help="torch threads (all cores)")
+    p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)
@@ -167,6 +169,18 @@ def report(results, args, device, setting, unit):
     (floor, base), (ours, t_ours), (other, t_other) = results.items()
     print(f"{ours} / {floor} = {t_ours / base:.2f}")
     print(f"{other} / {ours} = {t_other / t_ours:.2f}")
+    if getattr(args, "json", None):
+        import json
+
+        from bench_common import peak_gpu_mb, peak_rss_mb
+
+        per = args.batch * args.objects
+        with open(args.json, "w") as f:
+            json.dump({"device": dev, "setting": setting, "seconds_per_batch": results,
+                       f"seconds_per_{unit}": {k: v / per for k, v in results.items()},
+                       f"{unit}s_per_second": per / t_ours, "ours_over_floor": t_ours / base,
+                       f"{other}_over_ours": t_other / t_ours, "peak_rss_mb": peak_rss_mb(),
+                       "peak_gpu_mb": peak_gpu_mb(device)}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,7 @@ Median of ``--repeats``, on ``--threads`` torch threads, against a private
 mongod. Usage:
 
     .venv/bin/python benchmarks/bench_explain.py [--samples 10000] [--repeats 5] [--threads 2]
+        [--device cpu|cuda] [--json FILE]        (--samples 0: no histogram)
 """
 import argparse
 import os
@@ -36,7 +37,7 @@ GRID_METHODS = ["gradcam", "gradcamplusplus", "xgradcam", "layercam", "hirescam"
 GRID_LAYERS = ["layer1", "layer2", "layer3", "layer4"]  # 6 x 4 = 24 maps
 
 
-def bench_explain(photo, repeats):
+def bench_explain(photo, repeats, device="cpu"):
     import torch
     import torchvision
     from torchvision import transforms as T
@@ -48,10 +49,10 @@ def bench_explain(photo, repeats):
     norm = T.Compose([T.ToTensor(), T.Normalize([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])])
     cam_core.register_model("bench-resnet50", module, transforms=norm)
     start = time.perf_counter()
-    cam_core.explain(photo, "bench-resnet50", layers=["layer3", "layer4"], methods=METHODS)
+    cam_core.explain(photo, "bench-resnet50", layers=["layer3", "layer4"], methods=METHODS, device=device)
     first = time.perf_counter() - start
-    return first, median_seconds(
-        lambda: dict(cam_core.explain(photo, "bench-resnet50", layers=["layer3", "layer4"], methods=METHODS)), repeats)
+    return first, median_seconds(lambda: dict(cam_core.explain(
+        photo, "bench-resnet50", layers=["layer3", "layer4"], methods=METHODS, device=device)), repeats)
 
 
 def bench_grid(image_dir, repeats):
@@ -106,6 +107,8 @@ def main():
     p.add_argument("--samples", type=int, default=10000)
     p.add_argument("--repeats", type=int, default=5)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--device", default="cpu", help="explain's device (cpu, cuda)")
+    p.add_argument("--json", help="also write the figures to this file")
     args = p.parse_args()
 
     import mongo
@@ -123,16 +126,26 @@ def main():
     image_dir = write_images(tempfile.mkdtemp(prefix="cam-bench-img-"))
     photo = Image.open(image_dir["astronaut"]).convert("RGB").resize((224, 224))
 
-    first, explain = bench_explain(photo, args.repeats)
+    first, explain = bench_explain(photo, args.repeats, args.device)
     grid = bench_grid(image_dir, args.repeats)
-    setup, hist, view = bench_histogram(args.samples, args.repeats)
+    setup, hist, view = bench_histogram(args.samples, args.repeats) if args.samples else (0.0, None, None)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch threads "
           f"{args.threads}, load average {os.getloadavg()[0]:.1f}")
     print(f"explain, ResNet-50 224 px, {len(METHODS)} methods x 2 layers: first call (load + probe) {first:.2f} s, "
           f"cached {explain:.2f} s")
     print(f"modal grid, 24 stored maps of a 451x300 photo drawn: {grid:.2f} s")
-    print(f"histogram of spread over {args.samples} samples: {hist:.3f} s; a range of bins counted: {view:.3f} s "
-          f"(dataset built in {setup:.0f} s)")
+    if args.samples:
+        print(f"histogram of spread over {args.samples} samples: {hist:.3f} s; a range of bins counted: {view:.3f} s "
+              f"(dataset built in {setup:.0f} s)")
+    if args.json:
+        import json
+
+        from bench_common import peak_gpu_mb, peak_rss_mb
+
+        with open(args.json, "w") as f:
+            json.dump({"device": args.device, "explain_first_s": first, "explain_cached_s": explain, "modal_grid_s": grid,
+                       "histogram_s": hist, "histogram_samples": args.samples, "range_count_s": view,
+                       "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(args.device)}, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ Each side warms up once on the first batch, then runs --repeats passes over the 
 the median batch is shown (benchmarks/bench_detection.py does the same for torchvision detectors).
 
     .venv/bin/python benchmarks/bench_yolo.py [--yaml yolov8n.yaml] [--size 640] [--images 4]
-        [--objects 5] [--batch 2] [--repeats 2] [--device cpu|cuda] [--threads N]
+        [--objects 5] [--batch 2] [--repeats 2] [--device cpu|cuda] [--threads N] [--json FILE]
 """
 import os
 import sys
