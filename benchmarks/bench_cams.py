@@ -115,10 +115,19 @@ def time_cam_core(ds, case, args, model, transforms):
                               run_key=key, batch_size=args.batch_size, num_workers=args.num_workers,
                               device=args.device, progress=False)
 
+    from cam_core.compute import timing
+
     run(ds.limit(args.batch_size), "warm")  # warm-up on the first batch
     ds.delete_run("warm")
-    return median_seconds(lambda r: run(ds, f"bench{r}"), args.repeats,
-                          after=lambda r: ds.delete_run(f"bench{r}"), device=args.device)
+    seconds = median_seconds(lambda r: run(ds, f"bench{r}"), args.repeats,
+                             after=lambda r: ds.delete_run(f"bench{r}"), device=args.device)
+    # once more, untimed, with each batch's device time recorded (CUDA events): how idle the device
+    # is while the batches' decoding, placing, encoding and writes go on
+    with timing.recording() as timeline:
+        run(ds, "timeline")
+    ds.delete_run("timeline")
+    args.timeline = timeline.summary()
+    return seconds
 
 
 def time_tutorial(ds, case, args, model, transforms):
@@ -167,7 +176,8 @@ def child(args):
     if args.side == "tutorial":
         ds.delete_sample_fields([f for f in ds.get_field_schema() if f.startswith("tut_")])
     print(json.dumps({"seconds": seconds, "images": args.count, "per_image": seconds / args.count,
-                      "repeats": args.repeats, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(args.device)}))
+                      "repeats": args.repeats, "peak_rss_mb": peak_rss_mb(), "peak_gpu_mb": peak_gpu_mb(args.device),
+                      "timeline": getattr(args, "timeline", None)}))
 
 
 def run_side(side, case, dataset, count, args):

@@ -115,7 +115,10 @@ def cams_summary(figures, case):
     return {"images": ours["images"], "images_per_second": ours["images"] / ours["seconds"],
             "floor_images_per_second": floor["images"] / floor["seconds"],
             "ours_over_floor": ours["per_image"] / floor["per_image"], "peak_rss_mb": ours["peak_rss_mb"],
-            "peak_gpu_mb": ours.get("peak_gpu_mb"), "seconds": figures["seconds"]}
+            "peak_gpu_mb": ours.get("peak_gpu_mb"), "seconds": figures["seconds"],
+            # CUDA: the device's busy time per batch against the wall time (cam_core.compute.timing)
+            "device_idle_share": (ours.get("timeline") or {}).get("device_idle_share"),
+            "timeline": {k: v for k, v in (ours.get("timeline") or {}).items() if k != "per_batch_wall_s"}}
 
 
 def main():

@@ -25,6 +25,7 @@ from ..runs.results import save_results
 from ..skips import no_label
 from . import batch, schema, truth
 from .budget import UNMEASURED, BatchPlanner
+from . import timing
 from .writer import BatchWriter
 
 logger = logging.getLogger(__name__)
@@ -155,7 +156,7 @@ def compute(plan, claim, progress, started, only_ids=None):
                 # a detector that resizes inside takes images of any sizes in one batch
                 groups = ([good] if good else []) if mixed_sizes else groups_by_shape(good)
                 for part in (part for group in groups for part in planner.split(group)):
-                    with planner.measured(len(part)):
+                    with planner.measured(len(part)), timing.part(plan.device):
                         placed = batch.explain(plan, engine, part, ids, labels)
                     # the loader's skips go with the batch's first part, then the part's own (untrue maps)
                     placed.skipped, skipped = skipped + placed.skipped, []
