@@ -168,16 +168,18 @@ class CamRunPanel(foo.Panel):
         # FiftyOne 1.22.1's set_extended_selection (the Embeddings panel's
         # lasso) does not filter the grid when a Python panel sets it: the
         # view gets one match stage instead, replaced by the next selection
+        # the panel's state first, then the view: the App draws the grid (and the panel) again when
+        # the view changes, and a state sent after it was lost on a loaded machine
         ctx.panel.set_state("applied_stage", view._serialize()[-1]["_uuid"])
-        ctx.ops.set_view(view)
         ctx.panel.set_state("selection", f"{view.count()} samples with {what}")
+        ctx.ops.set_view(view)
 
     @reported
     def clear_selection(self, ctx):
         view = base_view(ctx)
         ctx.panel.set_state("applied_stage", None)
-        ctx.ops.set_view(view)
         ctx.panel.set_state("selection", None)
+        ctx.ops.set_view(view)
         if ctx.panel.get_state("hist"):
             self._draw(ctx, [])
 
