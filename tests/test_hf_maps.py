@@ -62,7 +62,7 @@ def test_segmenter_maps_equal_gradcam():
     x = photos(hm.SIZE)
     [layer] = d.resolve_layers(None)
     engine = CamEngine(d.model.module, [layer], ["gradcam"])
-    res = engine.explain(x, lambda out: segmenter_targets(out, [None, None], [None, None], None)[0])
+    res = engine.explain(x, lambda out: segmenter_targets(out, [None, None], [None, None], None))
     engine.close()
     with torch.no_grad():
         logits = model(pixel_values=x).logits  # (B, classes, H/4, W/4): the model's own resolution
