@@ -146,3 +146,17 @@ def test_compute_cams_on_photographs_for_each_kind(dataset, image_dir, tmp_path)
         [d] = sample["matched_detections"].detections
         assert d.label == sample["predicted"].detections[0].label and d.confidence == pytest.approx(float(probs[b].max()), rel=1e-4)
     _same(detector, states[id(detector)])
+
+
+def test_names_load_from_a_folder_and_say_what_to_do_offline(tmp_path):
+    model = hm.build("SegformerForSemanticSegmentation")
+    model.save_pretrained(tmp_path / "seg")
+    hm.processor().save_pretrained(tmp_path / "seg")
+    loaded = cam_core.load_model(f"hf:{tmp_path / 'seg'}")
+    assert loaded.name == f"hf:{tmp_path / 'seg'}" and type(loaded.transforms).__name__ == "ImageProcessorTransforms"
+    assert loaded.classes == [f"class{i}" for i in range(5)] and not loaded.default_transforms
+    assert all(torch.equal(v, model.state_dict()[k]) for k, v in loaded.module.state_dict().items())
+    # offline (HF_HUB_OFFLINE=1 in the tests): the hub is not reached, and the message says what to give
+    with pytest.raises(CamArgumentError, match="(?s)cannot load the Hugging Face model 'hf:nobody/no-such-model'.*"
+                                               "save_pretrained"):
+        cam_core.load_model("hf:nobody/no-such-model")
