@@ -32,7 +32,8 @@ class Field(torch.nn.Module):
 
 @pytest.mark.parametrize("cls", ["ViTForImageClassification", "DeiTForImageClassificationWithTeacher",
                                  "Dinov2WithRegistersForImageClassification", "SwinForImageClassification",
-                                 "ConvNextForImageClassification"])
+                                 "ConvNextForImageClassification", "BeitForImageClassification",
+                                 "ResNetForImageClassification"])
 def test_classifier_maps_equal_gradcam(cls):
     model = hm.build(cls)
     d = cam_core.describe_model(model)
@@ -53,10 +54,12 @@ def test_classifier_maps_equal_gradcam(cls):
     np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
-def test_segmenter_maps_equal_gradcam():
+@pytest.mark.parametrize("cls", ["SegformerForSemanticSegmentation",
+                                 "DPTForSemanticSegmentation"])
+def test_segmenter_maps_equal_gradcam(cls):
     from cam_core.engine.targets import segmenter_targets
 
-    model = hm.build("SegformerForSemanticSegmentation")
+    model = hm.build(cls)
     d = cam_core.describe_model(model, transforms=hm.processor())
     assert d.kind == "segmenter" and d.classes == [f"class{i}" for i in range(5)]
     x = photos(hm.SIZE)
@@ -66,7 +69,7 @@ def test_segmenter_maps_equal_gradcam():
     engine.close()
     with torch.no_grad():
         logits = model(pixel_values=x).logits  # (B, classes, H/4, W/4): the model's own resolution
-    assert logits.shape[-1] < hm.SIZE
+    assert logits.shape[-1] <= hm.SIZE
     pred = logits.argmax(1).numpy()
     targets = []
     for b in range(2):  # the dominant predicted class, its predicted region at the logits' resolution
