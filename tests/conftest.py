@@ -20,6 +20,9 @@ os.environ["FIFTYONE_DATABASE_VALIDATION"] = "false"
 # ultralytics (the yolo extra): no download attempts, its settings file under the temp folder, not the home's
 os.environ["YOLO_OFFLINE"] = "1"
 os.environ["YOLO_CONFIG_DIR"] = os.path.join(_home, "ultralytics")
+# Hugging Face (transformers): nothing downloaded, models built from configs with random weights
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_HOME"] = os.path.join(_home, "huggingface")
 # the modules the tests register model factories from, allowed here and in
 # every process the tests start (App server, delegated workers inherit it);
 # no_such_module is allowed so that an unimportable factory reaches the import

@@ -66,7 +66,8 @@ def from_object(model, transforms=None, classes=None):
             ``classes``). A ``torch.compile``d module is replaced by its
             original module (hooks need eager mode; layer names are the
             original's: ``layer4``, not ``_orig_mod.layer4``)
-        transforms (None): overrides the model's transforms; without any,
+        transforms (None): overrides the model's transforms (a callable, or
+            a Hugging Face image processor); without any,
             a detector that resizes inside (torchvision's) gets the whole
             image as floats in [0, 1], any other model ImageNet's
             preprocessing (with a warning)
@@ -100,7 +101,9 @@ def from_object(model, transforms=None, classes=None):
         )
     out.module = uncompiled(out.module)
     if transforms is not None:
-        out.transforms = transforms
+        # a family's preprocessing object (a Hugging Face image processor) as transforms
+        out.transforms = adapters.adapt_transforms(transforms) or transforms
+        out.default_transforms = False
     if classes is not None:
         out.classes = list(classes)
     if out.transforms is None or not callable(out.transforms):

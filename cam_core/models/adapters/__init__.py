@@ -17,7 +17,9 @@ An adapter module defines:
   from the type's module and name, without importing the family's library;
 - ``adapt(obj)``: the :class:`cam_core.CamModel` of such an object;
 - ``load(name, **kwargs)``: the :class:`cam_core.CamModel` of a name (given
-  without its prefix).
+  without its prefix);
+- optionally ``adapt_transforms(obj)``: the family's preprocessing object
+  (a Hugging Face image processor) as transforms, or None.
 
 The optional library (an extra of the package) is imported by its adapter
 only, and only when such a model is passed or named.
@@ -25,7 +27,7 @@ only, and only when such a model is passed or named.
 import importlib
 
 # adapter modules of this package, asked in this order
-ADAPTERS = ("yolo",)
+ADAPTERS = ("yolo", "hf")
 
 
 def _adapters():
@@ -38,6 +40,18 @@ def adapt(obj):
     for adapter in _adapters():
         if adapter.claims(obj):
             return adapter.adapt(obj)
+    return None
+
+
+def adapt_transforms(obj):
+    """A family's preprocessing object passed as ``transforms`` turned into
+    transforms (a callable from a ``PIL.Image`` to a tensor), or None when no
+    adapter claims it."""
+    for adapter in _adapters():
+        turn = getattr(adapter, "adapt_transforms", None)
+        made = turn(obj) if turn is not None else None
+        if made is not None:
+            return made
     return None
 
 
