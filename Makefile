@@ -10,7 +10,7 @@ demo: setup
 	$(PY) scripts/demo.py $(ARGS)
 
 test: setup
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q --durations=25
 
 bench: setup
 	$(PY) benchmarks/bench_cams.py $(ARGS)
