@@ -111,7 +111,7 @@ def test_sidebar_filter_on_a_score_narrows_the_grid(scored_photos, plugins_dir):
 
         # before filtering: every sample
         expect(shown).to_have_text(list(MASS_INSIDE), timeout=30000)
-        expect(count).to_have_text(str(len(MASS_INSIDE)))
+        expect(count).to_have_text(str(len(MASS_INSIDE)), timeout=30000)
 
         # the score's filter is under its heatmap field, once the field is expanded
         page.locator(f'#root [data-cy="sidebar-field-arrow-enabled-{SCORED_FIELD}"]').click()
@@ -123,7 +123,7 @@ def test_sidebar_filter_on_a_score_narrows_the_grid(scored_photos, plugins_dir):
         low.press("Enter")
         expect(tiles).to_have_count(len(above), timeout=60000)
         expect(shown).to_have_text(above, timeout=30000)
-        expect(count).to_have_text(str(len(above)))
+        expect(count).to_have_text(str(len(above)), timeout=30000)
         # for the picture: the field's name at the top of the sidebar, its
         # filters below; the maps are painted after the tiles
         page.locator(f'#root [data-cy="sidebar-field-{SCORED_FIELD}"]').evaluate("el => el.scrollIntoView()")
@@ -135,7 +135,7 @@ def test_sidebar_filter_on_a_score_narrows_the_grid(scored_photos, plugins_dir):
         high.press("Enter")
         expect(tiles).to_have_count(len(between), timeout=60000)
         expect(shown).to_have_text(between, timeout=30000)
-        expect(count).to_have_text(str(len(between)))
+        expect(count).to_have_text(str(len(between)), timeout=30000)
     print(f"screenshots in {shots}")
 
 
