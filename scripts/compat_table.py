@@ -100,6 +100,10 @@ def table(results, seconds=None):
         "not record what the next layer reads), outputs with no gradient from the image (a position table),",
         "modules run more than once, outputs not per image (windows, heads), and outputs with no grid.",
         "",
+        "The sweep passes each module inside a `CamModel` it builds itself, which no model family's adapter",
+        "sees: a Hugging Face detector (DETR) is refused here, and explained when passed as it is",
+        "([Python guide](python.md#hugging-face-transformers); tests/test_hf_*.py).",
+        "",
         "Regenerate: `python scripts/compat_table.py` (runs the sweep), or `--results FILE` from a sweep run",
         "with `CAM_COMPAT_RESULTS=FILE`.",
     ]
