@@ -219,7 +219,15 @@ def test_the_run_panel_filters_the_grid_by_a_histograms_bins(crops, plugins_dir)
             page.mouse.up()
             shown = panel.get_by_text(re.compile(r"^\d+ samples with spread in \["))
             expect(shown).to_be_visible(timeout=WAIT)
-            n, lo, hi = re.match(r"(\d+) samples with spread in \[([\d.]+), ([\d.]+)\)", shown.inner_text()).groups()
+            # the App draws the panel again after the view changes: read the line once it is there again
+            text, deadline = None, time.time() + WAIT / 1000
+            while text is None and time.time() < deadline:
+                try:
+                    text = shown.inner_text(timeout=5000)
+                except Exception:
+                    time.sleep(1)
+            assert text, "the selection's line went away and did not come back"
+            n, lo, hi = re.match(r"(\d+) samples with spread in \[([\d.]+), ([\d.]+)\)", text).groups()
             h = cam_core.app.score_histogram(crops, "cam", "spread", "cam_gradcam_layer3", bins=20)
             edges = h["edges"]
             i = min(range(len(edges)), key=lambda k: abs(edges[k] - float(lo)))
