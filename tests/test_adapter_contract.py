@@ -1,6 +1,11 @@
 """What a family's adapter can tell the engine beyond a module: its suggested
 layers (CamModel.suggested_layers), a detector's instance masks, and the
 matching of stored boxes (clipped to the image) to a detector's boxes."""
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 import torchvision
@@ -12,6 +17,19 @@ from cam_core.models.cam_model import from_object
 def _resnet():
     torch.manual_seed(0)
     return torchvision.models.resnet18(weights=None, num_classes=3).eval()
+
+
+def test_a_plain_model_imports_no_familys_library():
+    # one fresh process for every family: asking the adapters about a torchvision model and its
+    # transforms, and describing it, imports neither ultralytics nor transformers
+    code = ("import json, sys, torchvision, cam_core; m = torchvision.models.resnet18(weights=None); "
+            "from cam_core.models import adapters; assert adapters.adapt(m) is None; "
+            "t = torchvision.models.ResNet18_Weights.DEFAULT.transforms(); assert adapters.adapt_transforms(t) is None; "
+            "cam_core.describe_model(cam_core.CamModel(m, t)); "
+            "print(json.dumps({lib: lib in sys.modules for lib in ('ultralytics', 'transformers')}))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"ultralytics": False, "transformers": False}
 
 
 def test_suggested_layers_replace_the_engines_default():
