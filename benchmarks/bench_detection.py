@@ -169,7 +169,7 @@ def report(results, args, device, setting, unit):
     (floor, base), (ours, t_ours), (other, t_other) = results.items()
     print(f"{ours} / {floor} = {t_ours / base:.2f}")
     print(f"{other} / {ours} = {t_other / t_ours:.2f}")
-    if getattr(args, "json", None):
+    if args.json:
         import json
 
         from bench_common import peak_gpu_mb, peak_rss_mb
