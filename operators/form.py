@@ -177,8 +177,17 @@ def _target(ctx, inputs, view, facts):
     radio.add_choice("label_field", label="A label field", description=text["label_field"] + (
         "" if label_fields else f" (this dataset has no {want} field)"))
     radio.add_choice("class", label="A class", description=text["class"])
+    zero_shot = facts.model.vocabulary is not None
+    if zero_shot:
+        radio.add_choice("text", label="A text prompt", description=(
+            "Any text, scored against each image by the model's text tower (a zero-shot model)"))
     inputs.enum("target", radio.values(), default="prediction", label="Explain", view=radio)
     target = ctx.params.get("target") or "prediction"
+
+    if target == "text" and zero_shot:
+        inputs.str("text_prompt", required=True, label="Prompt",
+                   description="Written as the model reads it, e.g. 'a photo of a dog in the water'")
+        return bool(str(ctx.params.get("text_prompt") or "").strip())
 
     if target == "label_field":
         inputs.str("label_field", required=True, label="Label field", description=text["field"],

@@ -78,6 +78,8 @@ def _target_params(target, target_class):
         out = {"target": "prediction"}
     elif isinstance(target, str) and target.startswith("field:"):
         out = {"target": "label_field", "label_field": target[len("field:"):]}
+    elif isinstance(target, str) and target.startswith("text:"):
+        out = {"target": "text", "text_prompt": target[len("text:"):]}
     else:
         if target_class is not None:
             raise ValueError("target_class applies to target='field:<Segmentation field>' only; a class target names its class itself")
@@ -121,13 +123,15 @@ def compute_kwargs(params, facts):
             kwargs["target_class"] = class_value(params["target_class"], facts)
     elif target == "class":
         kwargs["target"] = class_value(params.get("target_class"), facts)
+    elif target == "text":
+        kwargs["target"] = "text:" + str(params.get("text_prompt") or "")
     return kwargs
 
 
 def form_property(param, params):
     """The form property that shows an error about ``compute_cams``' ``param``."""
     if param == "target":
-        return {"label_field": "label_field", "class": "target_class"}.get(params.get("target"), "target")
+        return {"label_field": "label_field", "class": "target_class", "text": "text_prompt"}.get(params.get("target"), "target")
     if param in ("overwrite", "skip_existing"):
         return "existing_run"
     if param in ("transforms", "classes"):

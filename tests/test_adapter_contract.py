@@ -21,15 +21,15 @@ def _resnet():
 
 def test_a_plain_model_imports_no_familys_library():
     # one fresh process for every family: asking the adapters about a torchvision model and its
-    # transforms, and describing it, imports neither ultralytics nor transformers
+    # transforms, and describing it, imports none of ultralytics, transformers, open_clip
     code = ("import json, sys, torchvision, cam_core; m = torchvision.models.resnet18(weights=None); "
             "from cam_core.models import adapters; assert adapters.adapt(m) is None; "
             "t = torchvision.models.ResNet18_Weights.DEFAULT.transforms(); assert adapters.adapt_transforms(t) is None; "
             "cam_core.describe_model(cam_core.CamModel(m, t)); "
-            "print(json.dumps({lib: lib in sys.modules for lib in ('ultralytics', 'transformers')}))")
+            "print(json.dumps({lib: lib in sys.modules for lib in ('ultralytics', 'transformers', 'open_clip')}))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=os.environ, timeout=600)
     assert out.returncode == 0, out.stderr[-2000:]
-    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"ultralytics": False, "transformers": False}
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == {"ultralytics": False, "transformers": False, "open_clip": False}
 
 
 def test_suggested_layers_replace_the_engines_default():

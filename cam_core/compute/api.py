@@ -63,11 +63,15 @@ def compute_cams(
             background, over its predicted region), ``"field:<name>"`` (an
             ``fo.Classification`` field mapped by class name, or for segmenters
             an ``fo.Segmentation`` field whose region is used), or a fixed class
-            (name, index, or ``"class:<name>"``; for segmenters its predicted region)
+            (name, index, or ``"class:<name>"``; for segmenters its predicted region);
+            a zero-shot model (OpenCLIP, CLIP, SigLIP) also takes ``"text:<prompt>"``:
+            any text as written, scored against the image by the model's text tower
         run_key ("cam"): the run's key and the fields' prefix
         transforms (None): PIL image -> (3, H, W) tensor; by default the
             model's own (torchvision weights, timm data config, zoo model)
-        classes (None): class names for the model's outputs, if it has none
+        classes (None): class names for the model's outputs, if it has none;
+            a zero-shot model's classes (each embedded as ``"a photo of a <name>"``,
+            or FiftyOne's model's own prompt)
         target_class (None): with a ``fo.Segmentation`` target field, the class
             whose ground-truth region is explained (default: the most frequent
             non-background class of each mask)

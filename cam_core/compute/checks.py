@@ -19,7 +19,8 @@ from ..errors import CamArgumentError, CamArgumentTypeError
 from ..labels import check_gt_field, check_iou_threshold, label_fields
 from ..media.geometry import apply_transforms, transform_steps
 from ..media.mapfiles import STORAGE, default_output_dir
-from ..models.describe import describe_model
+from ..models.describe import ModelDescription, describe_model
+from ..models.sources import resolve_model
 from ..runs.record import CamRunConfig
 from ..runs.state import stored_run_keys
 from . import detect
@@ -70,7 +71,8 @@ def settle(a):
         raise CamArgumentError("samples", "the collection is empty: there is no sample to explain")
 
     old = dataset.get_run_info(run_key).config if existing else None
-    description = describe_model(a["model"], transforms=a["transforms"], classes=a["classes"])
+    model, transforms, classes = with_text_target(a["model"], a["transforms"], a["classes"], a["target"])
+    description = describe_model(model, transforms=transforms, classes=classes)
     model = description.model
     layers = description.resolve_layers(a["layers"])
     precision = check_precision(a["precision"], device, methods, layers)
@@ -162,7 +164,7 @@ def settle_target(a, samples, description, methods, run_key, schema, owned):
         detector = detect.settle(a, samples, description, methods, run_key, schema, owned)
         target = detector.pop("target")
     else:
-        target = _parse_target(a["target"], samples, classes, num_outputs, segmenter)
+        target = _parse_target(a["target"], samples, classes, num_outputs, segmenter, description.model.vocabulary)
     target_class = a["target_class"]
     if target_class is not None:
         if not (segmenter and target.kind == "field"):
@@ -223,9 +225,39 @@ def _check_device(device):
     return device
 
 
-def _parse_target(target, samples, classes, num_outputs, segmenter):
+def with_text_target(model, transforms, classes, target):
+    """What to probe for ``target``: for ``"text:<prompt>"``, a zero-shot
+    model (a copy: the caller's keeps its classes) with the prompt among its
+    classes, as ``(model, None, None)``; else the arguments as given.
+
+    Raises:
+        CamArgumentError: (``target``) for a text target on a model whose
+            classes are fixed, or an empty prompt
+    """
+    if not (isinstance(target, str) and target.startswith("text:")):
+        return model, transforms, classes
+    prompt = target[len("text:"):].strip()
+    if isinstance(model, ModelDescription):  # probed already (the App's form)
+        model = model.model
+    model = resolve_model(model, transforms, classes)  # a copy, named models loaded
+    if model.vocabulary is None:
+        raise CamArgumentError(
+            "target", f"target '{target}' explains a text prompt, which needs a zero-shot model (OpenCLIP, CLIP, "
+                      f"SigLIP); this model's classes are fixed: give a class ('class:<name>', a name or an index)")
+    if not prompt:
+        raise CamArgumentError("target", "target 'text:' has no prompt: write the text after it ('text:a photo of a dog')")
+    model.vocabulary.add_text(prompt)
+    model.classes = list(model.vocabulary.classes)
+    return model, None, None
+
+
+def _parse_target(target, samples, classes, num_outputs, segmenter, vocabulary=None):
     if target is None or target == "prediction":
         return TargetSpec("prediction")
+    if isinstance(target, str) and target.startswith("text:") and vocabulary is not None:
+        prompt = target[len("text:"):].strip()
+        index = classes.index(prompt) if prompt in classes else vocabulary.prompts.index(prompt)
+        return TargetSpec("class", class_index=index, text=prompt)
     if isinstance(target, str) and target.startswith("field:"):
         name = target[len("field:"):]
         schema = samples.get_field_schema()

@@ -24,9 +24,11 @@ from ..media.geometry import apply_transforms, transform_steps
 from ..media.images import ImageReadError, _to_rgb, load_rgb
 from ..media.loader import Item
 from ..models.cache import described, module_lock
+from ..models.describe import ModelDescription
+from ..models.sources import load_model
 from ..scoring.boxes import object_scores
 from .batch import target_maker
-from .checks import _check_device, settle_target
+from .checks import _check_device, settle_target, with_text_target
 from .detect import chooser, image_box
 from .explanation import Explanation
 from .runner import _module_device
@@ -63,7 +65,8 @@ def explain(image, model, layers=None, methods="gradcam", target="prediction", m
         methods ("gradcam"): a name or list of names from :data:`cam_core.METHODS`
         target ("prediction"): ``"prediction"``, a class (name, index or
             ``"class:<name>"``), or with a sample ``"field:<name>"`` (its
-            label, as :func:`cam_core.compute_cams` reads it); detectors:
+            label, as :func:`cam_core.compute_cams` reads it), ``"text:<prompt>"``
+            for a zero-shot model (any text); detectors:
             their boxes above ``score_threshold``, those of a class, or a
             ``Detections`` field's objects
         model_kwargs (None): a name's loading arguments (``{"weights": None}``:
@@ -92,6 +95,13 @@ def explain(image, model, layers=None, methods="gradcam", target="prediction", m
     methods = resolve_methods(methods)
     device = _check_device(device)
     img, sample, source = read_image(image)
+    if isinstance(target, str) and target.startswith("text:"):  # a zero-shot model's prompt joins its classes
+        if isinstance(model, str):
+            model = load_model(model, **(model_kwargs or {}))
+        elif isinstance(model, ModelDescription):
+            model = model.model
+        model_kwargs = None
+        model, transforms, classes = with_text_target(model, transforms, classes, target)
     description = described(model, model_kwargs, transforms, classes)
     infos = description.resolve_layers(layers)
     precision = check_precision(precision, device, methods, infos)
@@ -204,7 +214,7 @@ def _field_label(plan, sample):
 def _asked(target):
     if target is None or target == "prediction":
         return "prediction"
-    if isinstance(target, str) and target.startswith(("field:", "class:")):
+    if isinstance(target, str) and target.startswith(("field:", "class:", "text:")):
         return target
     return f"class:{target}"
 

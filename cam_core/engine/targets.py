@@ -21,13 +21,18 @@ class TargetSpec:
         field: the label field, for ``"field"``
         class_index: the fixed class, for ``"class"`` (or a segmentation
             field's ``target_class``)
+        text: the prompt of a zero-shot model's ``"text:<prompt>"`` (a
+            ``"class"`` target: the prompt's class)
     """
 
     kind: str
     field: str = None
     class_index: int = None
+    text: str = None
 
     def to_str(self, classes=None):
+        if self.text is not None:
+            return f"text:{self.text}"
         if self.kind == "prediction":
             return "prediction"
         if self.kind == "field":

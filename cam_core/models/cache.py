@@ -105,7 +105,8 @@ def _by_object(model, transforms, classes):
         return description
     # held without the model's module, so that the cache never keeps a model alive (its
     # layers are submodules: they do not hold the model); the entry goes with the model
-    detached, bare = replace(description, model=None), replace(description.model, module=None)
+    # (a zero-shot model's vocabulary holds its head, the module: not kept either)
+    detached, bare = replace(description, model=None), replace(description.model, module=None, vocabulary=None)
     with _lock:
         _objects[id(model)] = (ref, transforms, classes_key, root_ref, detached, bare)
     return description

@@ -26,6 +26,10 @@ class CamModel:
         suggested_layers: the layers to explain when none are named (module
             paths), or None for the engine's suggestion from the dry forward;
             set by a family's adapter that knows its model better
+        vocabulary: a zero-shot model's classes as text prompts
+            (:class:`cam_core.models.adapters.zeroshot.Vocabulary`): classes
+            given by name are embedded, ``target="text:<prompt>"`` adds one;
+            None for a model whose classes are fixed
     """
 
     module: nn.Module
@@ -35,6 +39,7 @@ class CamModel:
     kwargs: dict = field(default_factory=dict)
     default_transforms: bool = False  # no transforms were given: ImageNet's were assumed
     suggested_layers: list = None
+    vocabulary: object = None
 
 
 def timm_transforms(module):
@@ -71,7 +76,8 @@ def from_object(model, transforms=None, classes=None):
             a detector that resizes inside (torchvision's) gets the whole
             image as floats in [0, 1], any other model ImageNet's
             preprocessing (with a warning)
-        classes (None): overrides the model's class names
+        classes (None): overrides the model's class names; a zero-shot
+            model's classes (OpenCLIP, CLIP): the names its prompts are made of
 
     Returns:
         a :class:`CamModel`
@@ -82,12 +88,15 @@ def from_object(model, transforms=None, classes=None):
     """
     from . import adapters  # a family's adapter imports this module
 
-    adapted = None if isinstance(model, CamModel) else adapters.adapt(model)
+    adapted = None if isinstance(model, CamModel) else adapters.adapt(model, transforms)
     if adapted is not None:
         out = adapted
     elif isinstance(model, CamModel):
         out = replace(model, kwargs=dict(model.kwargs),
                       suggested_layers=None if model.suggested_layers is None else list(model.suggested_layers))
+        if model.vocabulary is not None:  # the copy's classes change apart from the original's
+            out.vocabulary = model.vocabulary.copy()
+            out.module = out.vocabulary.head
     elif isinstance(model, nn.Module):
         module = uncompiled(model)
         out = CamModel(module, getattr(model, "transforms", None), getattr(model, "classes", None), type(module).__name__)
@@ -104,7 +113,10 @@ def from_object(model, transforms=None, classes=None):
         # a family's preprocessing object (a Hugging Face image processor) as transforms
         out.transforms = adapters.adapt_transforms(transforms) or transforms
         out.default_transforms = False
-    if classes is not None:
+    if classes is not None and out.vocabulary is not None:  # a zero-shot model: the names become its prompts
+        out.vocabulary.set_classes(classes)
+        out.classes = list(out.vocabulary.classes)
+    elif classes is not None:
         out.classes = list(classes)
     if out.transforms is None or not callable(out.transforms):
         # a timm module knows its own preprocessing (a 256 px model refuses 224 px)

@@ -15,7 +15,9 @@ def load_model(source, **kwargs):
         source: ``"torchvision:<name>"`` (``torchvision.models.get_model``;
             ``weights`` defaults to ``"DEFAULT"``, pass ``weights=None`` for
             random weights: a detector's backbone too, unless ``weights_backbone`` is given), ``"timm:<name>"`` (``timm.create_model``;
-            ``pretrained`` defaults to True), a FiftyOne zoo model name, a
+            ``pretrained`` defaults to True), ``"ultralytics:<name>"`` (YOLO),
+            ``"hf:<repo or folder>"`` (transformers), ``"open_clip:<name>"``
+            (OpenCLIP; ``pretrained`` a tag, None: random weights), a FiftyOne zoo model name, a
             name given to :func:`register_model` in this process, or one given
             to :func:`cam_core.register_factory` (in the database: built here
             from its factory, when this process allows its module:

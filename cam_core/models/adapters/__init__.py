@@ -15,7 +15,9 @@ An adapter module defines:
   ``"ultralytics:yolov8n.pt"``);
 - ``claims(obj)``: whether ``obj`` is one of its family's objects, decided
   from the type's module and name, without importing the family's library;
-- ``adapt(obj)``: the :class:`cam_core.CamModel` of such an object;
+- ``adapt(obj, preprocess=None)``: the :class:`cam_core.CamModel` of such
+  an object (``preprocess``: the ``transforms`` the user passed with it, which
+  may carry more than preprocessing: a zero-shot model's tokenizer);
 - ``load(name, **kwargs)``: the :class:`cam_core.CamModel` of a name (given
   without its prefix);
 - optionally ``adapt_transforms(obj)``: the family's preprocessing object
@@ -27,7 +29,7 @@ only, and only when such a model is passed or named.
 import importlib
 
 # adapter modules of this package, asked in this order
-ADAPTERS = ("yolo", "hf")
+ADAPTERS = ("yolo", "hf", "openclip")
 
 
 def _adapters():
@@ -35,11 +37,11 @@ def _adapters():
         yield importlib.import_module(f"{__name__}.{name}")
 
 
-def adapt(obj):
+def adapt(obj, preprocess=None):
     """The :class:`cam_core.CamModel` of a family's object, or None when no adapter claims it."""
     for adapter in _adapters():
         if adapter.claims(obj):
-            return adapter.adapt(obj)
+            return adapter.adapt(obj, preprocess)
     return None
 
 

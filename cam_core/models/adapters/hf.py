@@ -53,7 +53,13 @@ def _is_hf_model(obj):
 
 def _is_fiftyone_wrapper(obj):
     t = type(obj)
-    return t.__module__ == "fiftyone.utils.transformers" and t.__name__.startswith("FiftyOneTransformer")
+    return t.__module__ == "fiftyone.utils.transformers" and t.__name__.startswith(
+        ("FiftyOneTransformer", "FiftyOneZeroShotTransformer"))
+
+
+def _is_zero_shot(model):
+    """An image-text model (CLIP, SigLIP, ALIGN, ...): both towers and a logit scale."""
+    return all(hasattr(model, a) for a in ("get_image_features", "get_text_features", "logit_scale"))
 
 
 def is_image_processor(obj):
@@ -82,11 +88,17 @@ def _head(model):
     return None
 
 
-def adapt(obj):
+def adapt(obj, preprocess=None):
     """The :class:`cam_core.CamModel` of a transformers model or a
     ``FiftyOneTransformer*`` wrapper: the module (a detector wrapped in
     :class:`.hf_outputs.HFDetector`), its processor as transforms, its
-    ``id2label`` as classes. Nothing of ``obj`` is changed.
+    ``id2label`` as classes; an image-text model (CLIP, SigLIP) as a
+    zero-shot classifier (:func:`zero_shot`). Nothing of ``obj`` is changed.
+
+    Args:
+        obj: the model or FiftyOne's wrapper
+        preprocess (None): the ``transforms`` the user passed with it (a
+            zero-shot model's processor carries its tokenizer)
 
     Raises:
         CamArgumentError: (``model``) for a model of another head (a base
@@ -102,6 +114,11 @@ def adapt(obj):
                 "model", f"this {type(obj).__name__} holds a {type(model).__name__}, not a transformers model")
     else:
         model = obj
+    if _is_zero_shot(model):
+        if _is_fiftyone_wrapper(obj) and not type(obj).__name__.endswith("ForImageClassification"):
+            raise CamArgumentError("model", f"a {type(obj).__name__} is not explained here: of FiftyOne's zero-shot "
+                                            f"transformers, the image classifiers are")
+        return zero_shot(obj, model, processor or preprocess)
     kind = _head(model)
     if kind is None:
         raise CamArgumentError(
@@ -178,7 +195,7 @@ def load(name, **kwargs):
         raise CamArgumentError(
             "model", f"cannot load the Hugging Face model 'hf:{name}' ({e}); give a repository on the hub (with "
                      f"network or in the cache) or a folder written by save_pretrained") from None
-    arch = next((a for a in (config.architectures or []) if _head_name(a)), None)
+    arch = next((a for a in (config.architectures or []) if _head_name(a) or a in _ZERO_SHOT_NAMES), None)
     cls = getattr(transformers, arch, None) if arch else None
     if cls is None:
         raise CamArgumentError(
@@ -186,15 +203,65 @@ def load(name, **kwargs):
                      f"explained are models whose class ends in {', '.join(_HEADS)}")
     model = cls.from_pretrained(name, **kwargs).eval()
     try:
-        processor = transformers.AutoImageProcessor.from_pretrained(name)
+        # a zero-shot model's processor holds its tokenizer as well
+        loader = transformers.AutoProcessor if _is_zero_shot(model) else transformers.AutoImageProcessor
+        processor = loader.from_pretrained(name)
     except (OSError, ValueError):
         processor = None
-    out = adapt(model)
+    out = adapt(model, processor)
     if processor is not None:
         out.transforms, out.default_transforms = ImageProcessorTransforms(processor), False
     out.name = f"hf:{name}"
     out.kwargs = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in kwargs.items()}
     return out
+
+
+# the image-text models "hf:<name>" loads as zero-shot classifiers, by their config's architectures
+_ZERO_SHOT_NAMES = ("CLIPModel", "SiglipModel", "Siglip2Model", "AlignModel", "AltCLIPModel", "ChineseCLIPModel",
+                    "MetaClip2Model")
+
+
+def zero_shot(obj, model, processor):
+    """A transformers image-text model (or FiftyOne's
+    ``FiftyOneZeroShotTransformerForImageClassification``) as a zero-shot
+    classifier (:class:`.zeroshot.PromptClassifier`): the class prompts
+    embedded by ``get_text_features`` with the processor's tokenizer, the
+    image by ``get_image_features``; FiftyOne's wrapper gives its classes
+    and prompts, else ``classes=[...]`` (each name its own prompt, as
+    FiftyOne's models without ``text_prompt``) or ``target="text:..."``.
+
+    Raises:
+        CamArgumentError: (``model``) without a tokenizer (no processor given)
+    """
+    from .zeroshot import PromptClassifier, Vocabulary
+
+    tokenizer = getattr(processor, "tokenizer", None)
+    if tokenizer is None:
+        raise CamArgumentError(
+            "model", f"a {type(model).__name__} scores images against text prompts, which need its tokenizer: pass "
+                     f"its processor as transforms= (transformers.AutoProcessor.from_pretrained(...)), FiftyOne's "
+                     f"zero-shot model, or 'hf:<repo or folder>'")
+
+    def encode_text(m, texts):
+        device = next(m.parameters()).device
+        tokens = tokenizer(texts, padding=True, return_tensors="pt")
+        return _pooled(m.get_text_features(**{k: v.to(device) for k, v in tokens.items()}))
+
+    head = PromptClassifier(model, lambda m, x: _pooled(m.get_image_features(pixel_values=x)), encode_text)
+    prompt = getattr(getattr(obj, "config", None), "text_prompt", None) if obj is not model else None
+    vocabulary = Vocabulary(head, prompt.replace("{", "{{").replace("}", "}}") + " {}" if prompt else "{}")
+    classes = getattr(obj, "classes", None) if obj is not model else None
+    if classes:
+        vocabulary.set_classes([str(c) for c in classes], getattr(obj, "text_prompts", None))
+    image = getattr(processor, "image_processor", None)
+    transforms = ImageProcessorTransforms(image) if image is not None else _config_transforms(model.config.vision_config)
+    return CamModel(head, transforms, list(vocabulary.classes) or None,
+                    getattr(model.config, "_name_or_path", None) or type(model).__name__, vocabulary=vocabulary)
+
+
+def _pooled(out):
+    # transformers 5 returns the projected embedding as the output's pooler_output; earlier, the tensor
+    return out if hasattr(out, "dim") else out.pooler_output
 
 
 def _head_name(name):

@@ -61,10 +61,11 @@ def claims(obj):
     return _kind(obj) is not None
 
 
-def adapt(obj):
+def adapt(obj, preprocess=None):
     """The :class:`cam_core.CamModel` of a ``YOLO``, a ``FiftyOneYOLOModel``
     or a task module: the wrapped task model, its letterbox, its classes and
-    its suggested layer. Nothing of ``obj`` is changed.
+    its suggested layer. Nothing of ``obj`` is changed. ``preprocess`` (the
+    user's transforms) is not read: YOLO's letterbox is part of the model.
 
     Raises:
         CamArgumentError: (``model``) for an exported model (no layers to
