@@ -99,14 +99,7 @@ DETECTORS = {
 }
 
 
-# YOLOS' 6 detection tokens come after its patches: the engine reads its layers' 23 tokens as 7 leading
-# tokens and a 4x4 grid (tokens.token_grid knows leading tokens only), so its maps are drawn from the last
-# 10 patches and the detection tokens. The fix: trailing tokens the model declares (a config's
-# num_detection_tokens) dropped from the end (cam_core/engine/tokens.py, grids.LayerInfo)
-YOLOS_TOKENS = pytest.mark.xfail(strict=True, reason="YOLOS' trailing detection tokens are read as patches")
-
-
-@pytest.mark.parametrize("name", [n if n != "YOLOS" else pytest.param(n, marks=YOLOS_TOKENS) for n in DETECTORS])
+@pytest.mark.parametrize("name", list(DETECTORS))
 def test_detector_query_maps_equal_gradcam(name):
     build, suggested, probabilities, reshape = DETECTORS[name]
     model = build()
@@ -129,6 +122,8 @@ def test_detector_query_maps_equal_gradcam(name):
         np.testing.assert_allclose(objects[0].box, [(cx - w / 2) * 64, (cy - h / 2) * 64, (cx + w / 2) * 64,
                                                     (cy + h / 2) * 64], atol=1e-4)
     [info] = layers
+    if name == "YOLOS":  # its class token before the patches, its detection tokens after them (its config says 6)
+        assert (info.prefix_tokens, info.grid, info.suffix_tokens) == (1, (4, 4), 6)
     for k in range(K):  # the k-th query of each image: its class probability
         targets = [lambda logits, q=int(order[b, k]), c=int(labels[b, order[b, k]]): probabilities(logits[q])[c]
                    for b in range(2)]
