@@ -9,6 +9,7 @@ Nothing is downloaded (HF_HUB_OFFLINE, HF_HOME under the tests' temp folder:
 tests/conftest.py): the models are small random ones saved with
 save_pretrained, one of them written into the hub cache as a download leaves it.
 """
+import importlib
 import json
 import os
 import shutil
@@ -109,6 +110,11 @@ def test_a_hugging_face_run_from_the_operator(photos, plugins_dir, folders):
     assert config.model == f"hf:{folders['seg']}" and config.layers == ["segformer.stages.3.layer_norm"]
     maps = photos.limit(2).values(res.fields[0])
     assert all(m is not None and os.path.isfile(m.map_path) for m in maps)
+    # the panels load the run's model again from the name it recorded
+    operator = foo.OperatorRegistry().get_operator(uri("compute_cams"))
+    panel_common = importlib.import_module(type(operator).__module__.rsplit(".", 1)[0] + ".panel_common")
+    facts = panel_common.run_model(config)
+    assert facts.kind == "segmenter" and facts.model.name == f"hf:{folders['seg']}"
     with pytest.raises(ExecutionError, match="cannot load the Hugging Face model 'hf:nobody/no-such-model'"):
         op(photos, "hf:nobody/no-such-model", methods=["gradcam"], run_key="bad")
     assert "bad" not in photos.list_runs()
