@@ -101,8 +101,9 @@ class ModelFacts:
 def parse_model(model):
     """Splits what a Python user passes as ``model`` into ``(source, name)``.
 
-    ``"torchvision:resnet50"``, ``"timm:deit_tiny_patch16_224"`` and
-    ``"ultralytics:yolov8n.pt"`` and ``"hf:<hub repository or folder>"`` name library models; a registered name is ``registered``; anything else is
+    ``"torchvision:resnet50"``, ``"timm:deit_tiny_patch16_224"``,
+    ``"ultralytics:yolov8n.pt"`` and ``"hf:<hub repository or folder>"`` name
+    library models; a registered name is ``registered``; anything else is
     taken as a FiftyOne zoo model name.
     """
     if not isinstance(model, str) or not model:
