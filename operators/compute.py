@@ -38,7 +38,7 @@ class ComputeCams(foo.Operator):
         (``layers``, ``methods``, ``target``, ``run_key``, ``overwrite``, ...;
         read from its signature: see :func:`operators.params.params_from_args`), except that ``model``
         is a name (``"torchvision:resnet50"``, ``"timm:<name>"``,
-        ``"ultralytics:yolov8n.pt"``, a FiftyOne
+        ``"ultralytics:yolov8n.pt"``, ``"hf:<hub repository or save_pretrained folder>"``, a FiftyOne
         zoo model, or a registered name) and ``pretrained=False`` gives a
         library model random weights.
 

@@ -86,13 +86,17 @@ def _model(ctx, inputs):
             "every process can import) or cam_core.register_model"
         )
     else:
-        view = types.AutocompleteView(allow_user_input=False)
+        # a Hugging Face name is typed (any hub repository or folder); the cached ones are offered
+        view = types.AutocompleteView(allow_user_input=source == "hf")
         for name in choices:
             view.add_choice(name, label=name)
         description = models.DESCRIPTIONS[source]
     # not `required`: the App validates a new form before it fills in defaults
-    prop = inputs.enum("model", choices, default=default, required=default is None, label="Model name",
-                       description=description, view=view)
+    if source == "hf":
+        prop = inputs.str("model", required=True, label="Model name", description=description, view=view)
+    else:
+        prop = inputs.enum("model", choices, default=default, required=default is None, label="Model name",
+                           description=description, view=view)
     if source == "registered" and not choices:
         invalid(prop, "no model is registered: register one with the register_cam_model operator, or choose another source")
         return None

@@ -9,6 +9,11 @@ A model is named by a source and a name:
   random ones (``pretrained=False``, which needs no download);
 - ``ultralytics``: an Ultralytics YOLO name (``yolov8n.pt``: its weights,
   downloaded; ``yolov8n.yaml``: built offline with random weights);
+- ``hf``: a Hugging Face transformers image classifier, semantic segmenter
+  or object detector: a hub repository id (its files downloaded, or found
+  in the local cache offline) or a folder written by ``save_pretrained``;
+  the names offered are the cached repositories the adapter explains, and
+  any other may be typed;
 - ``zoo``: a FiftyOne zoo model (a ``TorchImageModel``).
 
 Dynamic forms are resolved again at every change, so loaded models and
@@ -25,16 +30,21 @@ SOURCES = {
     "torchvision": "torchvision",
     "timm": "timm",
     "ultralytics": "Ultralytics YOLO",
+    "hf": "Hugging Face transformers",
     "zoo": "FiftyOne zoo",
 }
 # sources whose models are named "<source>:<name>" (cam_core.load_model)
-LIBRARIES = ("torchvision", "timm", "ultralytics")
+LIBRARIES = ("torchvision", "timm", "ultralytics", "hf")
 # what the form says each library source offers
 DESCRIPTIONS = {
     "torchvision": "torchvision.models: classifiers, segmenters and detectors",
     "timm": "timm.create_model names",
     "ultralytics": "YOLO detection, segmentation, classification, pose and OBB models: a .pt name downloads its "
                    "weights, a .yaml name builds the model with random weights (nothing to download)",
+    "hf": "A Hugging Face hub repository id (e.g. google/vit-base-patch16-224: downloaded, or read from the "
+          "local cache offline) or a folder written by save_pretrained, on the App server's machine: image "
+          "classifiers (*ForImageClassification), semantic segmenters (*ForSemanticSegmentation) and object "
+          "detectors (*ForObjectDetection: DETR family, YOLOS, RT-DETR). Cached repositories are listed; type any other",
     "zoo": "FiftyOne zoo models for classification, segmentation or detection (Torch; torchvision detectors)",
 }
 # what the form's target inputs say, per model kind (ModelDescription.kind)
@@ -91,8 +101,9 @@ class ModelFacts:
 def parse_model(model):
     """Splits what a Python user passes as ``model`` into ``(source, name)``.
 
-    ``"torchvision:resnet50"``, ``"timm:deit_tiny_patch16_224"`` and
-    ``"ultralytics:yolov8n.pt"`` name library models; a registered name is ``registered``; anything else is
+    ``"torchvision:resnet50"``, ``"timm:deit_tiny_patch16_224"``,
+    ``"ultralytics:yolov8n.pt"`` and ``"hf:<hub repository or folder>"`` name
+    library models; a registered name is ``registered``; anything else is
     taken as a FiftyOne zoo model name.
     """
     if not isinstance(model, str) or not model:
@@ -134,6 +145,8 @@ def model_choices(source):
         return timm.list_models()
     if source == "ultralytics":
         return ultralytics_names()
+    if source == "hf":
+        return hf_names()
     if source == "zoo":
         import fiftyone.zoo as foz
 
@@ -170,6 +183,37 @@ def ultralytics_names():
         if yaml in shipped or re.sub(r"(\d+)([nslmxbtce])(.+)?$", r"\1\3", yaml[:-5]) + ".yaml" in shipped:
             yamls.append(yaml)
     return sorted(set(released) | set(yamls))
+
+
+def hf_names():
+    """The Hugging Face names offered: the model repositories of the local
+    hub cache (readable offline) whose config names an architecture the
+    adapter explains (:mod:`cam_core.models.adapters.hf`). Read with
+    ``huggingface_hub``: transformers itself is not imported."""
+    import json
+    import pathlib
+
+    from cam_core.models.adapters.hf import _head_name
+
+    try:
+        from huggingface_hub import scan_cache_dir
+
+        repos = scan_cache_dir().repos
+    except Exception:  # no cache yet (CacheNotFound), or huggingface_hub not installed: nothing cached to offer
+        return []
+    names = set()
+    for repo in repos:
+        if repo.repo_type != "model":
+            continue
+        for revision in repo.revisions:
+            config = pathlib.Path(revision.snapshot_path) / "config.json"
+            try:
+                architectures = json.loads(config.read_text()).get("architectures") or []
+            except (OSError, ValueError, AttributeError):
+                continue
+            if any(isinstance(a, str) and _head_name(a) for a in architectures):
+                names.add(repo.repo_id)
+    return sorted(names)
 
 
 def random_weights(source, name, pretrained=True):
@@ -267,9 +311,23 @@ def _load(source, name, pretrained):
         return cam_core.load_model(f"timm:{name}", pretrained=True)
     if source == "ultralytics":
         return cam_core.load_model(f"ultralytics:{name}")  # its weights: found locally or downloaded
+    if source == "hf":
+        _check_hf_folder(name)
+        return cam_core.load_model(f"hf:{name}")  # a folder, the cache, else downloaded
     if source == "zoo":
         return cam_core.load_model(name)
     raise ValueError(f"unknown model source {source!r}; choose one of {', '.join(SOURCES)}")
+
+
+def _check_hf_folder(name):
+    """A name written as a path (``/...``, ``./...``; ``~`` is not expanded)
+    must be a folder here: the hub's message for it would be about repository ids."""
+    import os
+
+    if (name.startswith(("./", "../", "~")) or os.path.isabs(name)) and not os.path.isdir(name):
+        raise ValueError(f"'hf:{name}' names no folder on the App server's machine: give a folder written by "
+                         f"save_pretrained (holding config.json), or a hub repository id such as "
+                         f"'google/vit-base-patch16-224'")
 
 
 def probe(model):
@@ -286,6 +344,8 @@ def probe(model):
 
 def _load_error(source, name, pretrained, error):
     what = f"{source}:{name}" if source in LIBRARIES else name
+    if source == "hf" and isinstance(error, ValueError) and f"'{what}'" in str(error):
+        return str(error)  # the adapter's message names the model and what may be given
     message = f"cannot load model '{what}': {error}"
     if source in ("torchvision", "timm") and pretrained:
         message += ". Pretrained weights are downloaded; untick 'Pretrained weights' to use random ones"

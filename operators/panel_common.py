@@ -76,6 +76,8 @@ def run_model(config):
         return models.describe("torchvision", rest, pretrained=kwargs.get("weights", "DEFAULT") is not None)
     if sep and lib == "timm":
         return models.describe("timm", rest, pretrained=bool(kwargs.get("pretrained", True)))
+    if sep and lib in ("ultralytics", "hf"):
+        return models.describe(lib, rest)
     if name in models.model_choices("zoo"):
         return models.describe("zoo", name)
     raise ValueError(f"the run's model '{name}' was given to compute_cams as a Python object, which the App "

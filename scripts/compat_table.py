@@ -4,14 +4,18 @@ showed something, the suggested layer, and what is refused and why.
 
     python scripts/compat_table.py                      # runs the sweep, then writes the table
     python scripts/compat_table.py --results sweep.json # writes the table from a sweep's results
+    python scripts/compat_table.py --only transformers  # reruns one source's models, rewrites its section
 
 The sweep runs under pytest (its private MongoDB), with ``CAM_COMPAT_RESULTS``
-naming the JSON file it writes.
+naming the JSON file it writes. The whole sweep takes about 20 minutes on two
+cores; ``--only`` reruns one source (transformers: about a minute) and
+replaces that source's section of the existing table, its header recounted.
 """
 import argparse
 import datetime
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -33,11 +37,14 @@ SOURCES = [("torchvision", "torchvision"), ("timm", "timm (one model per family)
            ("transformers", "Hugging Face transformers (bare modules, small configurations)")]
 
 
-def run_sweep(path):
-    """Runs tests/test_compat.py writing its results to ``path``; returns its duration in seconds."""
+def run_sweep(path, only=None):
+    """Runs tests/test_compat.py (its cases of source ``only``, else all) writing its results to
+    ``path``; returns its duration in seconds."""
     env = dict(os.environ, CAM_COMPAT_RESULTS=path, PYTHONPATH=os.pathsep.join(filter(None, [ROOT, os.environ.get("PYTHONPATH")])))
     started = datetime.datetime.now()
-    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_compat.py"],
+    # the sweep's cases are named by source (tests/test_compat.py: "transformers-0", "timm-1", ...)
+    select = ["-k", only] if only else []
+    subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "tests/test_compat.py", *select],
                    cwd=ROOT, env=env, check=False)
     return (datetime.datetime.now() - started).total_seconds()
 
@@ -100,13 +107,21 @@ def table(results, seconds=None):
         "not record what the next layer reads), outputs with no gradient from the image (a position table),",
         "modules run more than once, outputs not per image (windows, heads), and outputs with no grid.",
         "",
-        "The sweep passes each module inside a `CamModel` it builds itself, which no model family's adapter",
-        "sees: a Hugging Face detector (DETR) is refused here, and explained when passed as it is",
-        "([Python guide](python.md#hugging-face-transformers); tests/test_hf_*.py).",
+        "A Hugging Face model is passed as the module itself, as a user passes it to `compute_cams`: the",
+        "transformers adapter reads it (a detector's queries as objects, `id2label` as classes), with the",
+        "sweep's preprocessing as transforms ([Python guide](python.md#hugging-face-transformers)). The sweep",
+        "checks that maps are made and shaped as the images; that they equal grad-cam's is checked for some",
+        "of these architectures in tests/test_hf_maps.py.",
         "",
-        "Regenerate: `python scripts/compat_table.py` (runs the sweep), or `--results FILE` from a sweep run",
-        "with `CAM_COMPAT_RESULTS=FILE`.",
+        "Regenerate: `python scripts/compat_table.py` (runs the sweep), `--results FILE` from a sweep run",
+        "with `CAM_COMPAT_RESULTS=FILE`, or `--only transformers` (reruns one source, replaces its section).",
     ]
+    return "\n".join(lines + sections(results)) + "\n"
+
+
+def sections(results):
+    """The table's sections (one per source, its families' tables) for ``results``, as lines."""
+    lines = []
     for source, title in SOURCES:
         rows = [r for r in results if r["source"] == source]
         if not rows:
@@ -119,21 +134,71 @@ def table(results, seconds=None):
                 lines += ["", f"### {family.split(' ', 1)[1]}", "",
                           "| model | kind | methods | suggested layer | layers |", "|---|---|---|---|---|"]
             lines.append(row(r))
-    return "\n".join(lines) + "\n"
+    return lines
+
+
+def merge(text, results, seconds, when=None):
+    """The table ``text`` with the sections of the sources in ``results`` rewritten from them
+    and its header recounted from every row; the versions and timings of the whole sweep that
+    wrote it are kept, and a sentence says which source was rerun, when and with what."""
+    import transformers
+
+    rerun = {r["source"] for r in results}
+    titles = {f"## {title}": source for source, title in SOURCES}
+    parts = re.split(r"(?m)^(?=## )", text)
+    header, kept = parts[0], {}
+    for part in parts[1:]:
+        kept[titles.get(part.splitlines()[0].strip())] = part
+    body = []
+    for source, title in SOURCES:
+        if source in rerun:
+            new = "\n".join(sections([r for r in results if r["source"] == source])).lstrip("\n")
+            body.append(new + "\n\n")
+        elif source in kept:
+            body.append(kept[source])
+    body = "".join(body).rstrip("\n") + "\n"
+    rows = [line for line in body.splitlines() if line.startswith("| `")]
+    refused = sum("| refused (" in line for line in rows)
+    failed = sum("| **failed**:" in line for line in rows)
+    count = f"{len(rows)} models: {len(rows) - refused - failed} give maps, {refused} refused, {failed} failed."
+    when = when or datetime.date.today().isoformat()
+    note = (f" The {', '.join(sorted(rerun))} rows were rerun alone on {when} (transformers "
+            f"{transformers.__version__}): {sum(r['seconds'] for r in results) / 60:.1f} min of models"
+            + (f", {seconds / 60:.1f} min in all." if seconds else "."))
+    lines = header.split("\n")
+    fresh = table(results).split("\n")  # the header's words as this script writes them now
+    fresh = fresh[:next(i for i, line in enumerate(fresh) if line.startswith("## "))]
+    old_count = next(line for line in lines if re.match(r"\d+ models: ", line))
+    kept_rest = re.sub(r"^\d+ models: [^.]*\.", "", old_count).split(" The ")[0].strip()
+    fresh = [f"{count} {kept_rest}{note}" if re.match(r"\d+ models: ", line) else line for line in fresh]
+    return "\n".join(fresh).rstrip("\n") + "\n\n" + body
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--results", help="a sweep's JSON results (default: run the sweep)")
     parser.add_argument("--out", default=os.path.join(ROOT, "docs", "compatibility.md"))
+    parser.add_argument("--only", choices=[s for s, _ in SOURCES],
+                        help="rerun this source's models only and replace its section of --out (the other "
+                             "sections and the whole sweep's versions and timings are kept)")
     args = parser.parse_args(argv)
     seconds = None
     path = args.results
     if path is None:
         path = os.path.join(tempfile.mkdtemp(prefix="cam-compat-"), "results.json")
-        seconds = run_sweep(path)
+        seconds = run_sweep(path, args.only)
     with open(path) as f:
         results = json.load(f)
+    if args.only:
+        results = [r for r in results if r["source"] == args.only]
+        if not results:
+            sys.exit(f"the sweep gave no results for {args.only}: {args.out} is left as it is")
+        with open(args.out) as f:
+            text = merge(f.read(), results, seconds)
+        with open(args.out, "w") as f:
+            f.write(text)
+        print(f"wrote {args.out}: {len(results)} {args.only} models rerun")
+        return
     with open(args.out, "w") as f:
         f.write(table(results, seconds))
     print(f"wrote {args.out}: {len(results)} models")

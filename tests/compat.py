@@ -168,13 +168,25 @@ HF = [
                                                      intermediate_size=128, image_size=64, num_labels=5,
                                                      backbone_out_indices=[0, 1, 2, 3], neck_hidden_sizes=[16, 32, 64, 64],
                                                      fusion_hidden_size=32), 64, "maps"),
-    # a detector whose ModelOutput is no contract the engine has: the sweep passes each module in a
-    # CamModel, which no adapter turns (the transformers adapter does for the model passed as it is:
-    # tests/test_hf_*.py); refused at the probe, before a run starts
+    ("UperNetForSemanticSegmentation", "UperNetConfig",
+     dict(backbone_config=dict(model_type="convnext", hidden_sizes=[16, 32, 64, 128], depths=[1, 1, 1, 1],
+                               out_features=["stage1", "stage2", "stage3", "stage4"]),
+          hidden_size=32, use_auxiliary_head=False, num_labels=5), 64, "maps"),
+    # detectors: every query an object (the transformers adapter, which the sweep's models pass through)
     ("DetrForObjectDetection", "DetrConfig", dict(use_pretrained_backbone=False, backbone="resnet18", d_model=32,
                                                   encoder_layers=1, decoder_layers=1, encoder_attention_heads=2,
                                                   decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-                                                  num_queries=10, num_labels=5), 64, None),
+                                                  num_queries=10, num_labels=5), 64, "maps"),
+    ("YolosForObjectDetection", "YolosConfig", dict(hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                                                    intermediate_size=64, image_size=[64, 64], patch_size=16,
+                                                    num_detection_tokens=6, num_labels=5), 64, "maps"),
+    ("RTDetrForObjectDetection", "RTDetrConfig",
+     dict(backbone_config=dict(model_type="rt_detr_resnet", embedding_size=16, hidden_sizes=[16, 32, 64, 128],
+                               depths=[1, 1, 1, 1], out_features=["stage2", "stage3", "stage4"]),
+          use_pretrained_backbone=False, d_model=32, encoder_hidden_dim=32, encoder_in_channels=[32, 64, 128],
+          feat_strides=[8, 16, 32], encoder_layers=1, encoder_ffn_dim=64, encoder_attention_heads=2, decoder_layers=1,
+          decoder_ffn_dim=64, decoder_attention_heads=2, decoder_in_channels=[32, 32, 32], num_feature_levels=3,
+          decoder_n_points=2, num_queries=10, num_denoising=0, num_labels=5), 64, "maps"),
 ]
 
 
@@ -292,9 +304,14 @@ def explain(spec, dataset, run_key, paths):
     row = dict(source=spec.source, family=spec.family, name=spec.name, size=spec.size)
     runs, schema = dataset.list_runs(), set(dataset.get_field_schema())
     try:
-        model = cam_core.CamModel(calibrated(build(spec), spec, paths), transforms(spec), None, spec.name)
+        module = calibrated(build(spec), spec, paths)
         row["build_seconds"] = round(time.perf_counter() - started, 2)
-        description = cam_core.describe_model(model)
+        if spec.source == "transformers":
+            # the module itself, as a user passes it to compute_cams: its family's adapter reads it (a
+            # detector's queries as objects, id2label as classes), the sweep's preprocessing as transforms
+            description = cam_core.describe_model(module, transforms=transforms(spec))
+        else:
+            description = cam_core.describe_model(cam_core.CamModel(module, transforms(spec), None, spec.name))
         row.update(kind=description.kind, suggested=description.default_layers, layers=len(description.layers),
                    rejected=_reasons(description.probe.rejected))
         detector = dict(score_threshold=0.0, max_objects=2) if description.detector else {}

@@ -1,7 +1,7 @@
 """Hugging Face transformers models: maps equal grad-cam's own for the same
-hand-written target (a classifier's and a segmenter's logits, a DETR
-query's class probability with the no-object class dropped), and
-compute_cams on real images storing maps on the images for each kind."""
+hand-written target (a classifier's and a segmenter's logits (SegFormer,
+DPT, UperNet over ConvNeXt), a detector query's class probability: DETR's
+and YOLOS' softmax with the no-object class dropped, RT-DETR's sigmoid)."""
 import numpy as np
 import pytest
 import torch
@@ -55,11 +55,11 @@ def test_classifier_maps_equal_gradcam(cls):
 
 
 @pytest.mark.parametrize("cls", ["SegformerForSemanticSegmentation",
-                                 "DPTForSemanticSegmentation"])
+                                 "DPTForSemanticSegmentation", "UperNetForSemanticSegmentation"])
 def test_segmenter_maps_equal_gradcam(cls):
     from cam_core.engine.targets import segmenter_targets
 
-    model = hm.build(cls)
+    model = hm.upernet() if cls.startswith("UperNet") else hm.build(cls)
     d = cam_core.describe_model(model, transforms=hm.processor())
     assert d.kind == "segmenter" and d.classes == [f"class{i}" for i in range(5)]
     x = photos(hm.SIZE)
@@ -82,19 +82,37 @@ def test_segmenter_maps_equal_gradcam(cls):
     np.testing.assert_allclose(got, expected, atol=2e-5)
 
 
-def test_detr_query_maps_equal_gradcam():
-    model = hm.detr(seed=1)
+def _yolos_tokens(x):
+    # YOLOS' tokens: its class token, the 4x4 patches row by row, then its detection tokens
+    return x[:, 1:17].reshape(len(x), 4, 4, -1).permute(0, 3, 1, 2)
+
+
+# (the model, its suggested layer, the class probabilities of its logits as its post-processing reads them,
+# grad-cam's reshape of that layer's output, written here from the architecture)
+DETECTORS = {
+    "DETR": (lambda: hm.detr(seed=1), "model.model.input_projection",  # the feature map the encoder reads
+             lambda logits: logits.softmax(-1)[..., :-1], None),  # the no-object class dropped
+    "YOLOS": (lambda: hm.yolos(seed=1), "model.vit.encoder.layer.1.layernorm_before",  # the last block's patches
+              lambda logits: logits.softmax(-1)[..., :-1], _yolos_tokens),
+    "RT-DETR": (lambda: hm.rtdetr(seed=1), "model.model.encoder_input_proj.2",  # the coarsest level the encoder reads
+                lambda logits: logits.sigmoid(), None),  # one sigmoid per class, no no-object class
+}
+
+
+@pytest.mark.parametrize("name", list(DETECTORS))
+def test_detector_query_maps_equal_gradcam(name):
+    build, suggested, probabilities, reshape = DETECTORS[name]
+    model = build()
     d = cam_core.describe_model(model, transforms=hm.processor())
     assert d.kind == "detector" and d.classes == ["cat", "dog", "person", "cup"]
-    assert d.default_layers == ["model.model.input_projection"]  # the feature map the encoder reads
+    assert d.default_layers == [suggested]
     x = photos(hm.SIZE)
     layers = d.resolve_layers(None)
     res = DetectorEngine(d.model.module, layers, ["gradcam"]).explain(
         x, lambda outs: [predicted_objects(o, 0.0, K) for o in outs])
     with torch.no_grad():
         out = model(pixel_values=x)
-    probs = out.logits.softmax(-1)[..., :-1]  # the no-object class dropped, as post_process does
-    scores, labels = probs.max(-1)
+    scores, labels = probabilities(out.logits).max(-1)
     order = scores.argsort(dim=1, descending=True)[:, :K]
     for b in range(2):
         objects = res.objects[b]
@@ -104,10 +122,12 @@ def test_detr_query_maps_equal_gradcam():
         np.testing.assert_allclose(objects[0].box, [(cx - w / 2) * 64, (cy - h / 2) * 64, (cx + w / 2) * 64,
                                                     (cy + h / 2) * 64], atol=1e-4)
     [info] = layers
+    if name == "YOLOS":  # its class token before the patches, its detection tokens after them (its config says 6)
+        assert (info.prefix_tokens, info.grid, info.suffix_tokens) == (1, (4, 4), 6)
     for k in range(K):  # the k-th query of each image: its class probability
-        targets = [lambda logits, q=int(order[b, k]), c=int(labels[b, order[b, k]]): logits[q].softmax(-1)[c]
+        targets = [lambda logits, q=int(order[b, k]), c=int(labels[b, order[b, k]]): probabilities(logits[q])[c]
                    for b in range(2)]
-        expected = reference("gradcam", Field(model), info.module, x, targets)
+        expected = reference("gradcam", Field(model), info.module, x, targets, reshape)
         got = torch.stack([res.object_maps[("gradcam", info.name)][b][k] for b in range(2)]).numpy()
-        assert expected.max() > 0.5
+        assert got.shape == expected.shape == (2, hm.SIZE, hm.SIZE) and expected.max() > 0.5
         np.testing.assert_allclose(got, expected, atol=2e-5)

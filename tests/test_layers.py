@@ -192,7 +192,8 @@ def test_describe_model_of_a_resnet():
     doc = json.loads(json.dumps(d.to_dict()))
     assert doc["kind"] == "classifier" and doc["default_layers"] == ["layer4"] and doc["input_size"] == [224, 224]
     assert doc["layers"][-1] == {"name": "layer4", "shape": [1, 512, 7, 7], "layout": "nchw", "grid": [7, 7],
-                                 "channels": 512, "prefix_tokens": 0, "stride": None}
+                                 "channels": 512, "prefix_tokens": 0, "suffix_tokens": 0,
+                                 "stride": None}
     assert "layer4  " in repr(d) and "<- default" in repr(d).splitlines()[-1]
     with pytest.raises(KeyError, match="not an explainable layer"):
         d.layer("fc")

@@ -26,6 +26,7 @@ class LayerInfo:
         grid: the (h, w) of its grid in the dry forward
         key: for one entry of a module's mapping output (a pyramid level),
             its key; None for a module whose output is the grid
+        suffix_tokens: trailing non-patch tokens (YOLOS' detection tokens), tokens only
     """
 
     name: str
@@ -36,6 +37,7 @@ class LayerInfo:
     stride: tuple = None
     grid: tuple = None
     key: str = None
+    suffix_tokens: int = 0
 
     def select(self, output):
         """This layer's tensor in its module's output (its entry of a mapping)."""
@@ -52,13 +54,14 @@ class LayerInfo:
             return t
         if self.layout == "nhwc":
             return t.permute(0, 3, 1, 2)
-        tokens = t[:, self.prefix_tokens :, :]
+        tokens = t[:, self.prefix_tokens : t.shape[1] - self.suffix_tokens, :]
         grid = grid_at(self.stride, input_hw, tokens.shape[1])
         if grid is None:
             gh, gw = (int(round(n / s)) for n, s in zip(input_hw, self.stride))
+            after = f" + {self.suffix_tokens} trailing tokens" if self.suffix_tokens else ""
             raise ValueError(
                 f"layer '{self.name}' has {t.shape[1]} tokens; expected "
-                f"{self.prefix_tokens} prefix tokens + a {gh}x{gw} grid for a "
+                f"{self.prefix_tokens} prefix tokens + a {gh}x{gw} grid{after} for a "
                 f"{input_hw[0]}x{input_hw[1]} input"
             )
         return tokens.reshape(t.shape[0], *grid, t.shape[2]).permute(0, 3, 1, 2)
@@ -103,8 +106,8 @@ def classify(name, shape, hints):
         if found is None:
             return (f"its output {shape} has no token count matching a patch grid over the {H}x{W} input "
                     f"(a grid from the model's strides or patch size, after {_prefixes(hints)} leading tokens)"), None
-        prefix, grid, stride = found
-        return None, LayerInfo(name, None, shape, "tokens", prefix, tuple(stride), grid)
+        prefix, grid, stride, suffix = found
+        return None, LayerInfo(name, None, shape, "tokens", prefix, tuple(stride), grid, suffix_tokens=suffix)
     return f"its output {shape} has no spatial grid", None
 
 

@@ -11,7 +11,9 @@ config's ``patch_size``); the leading tokens that are not patches are those
 the model declares (timm's ``num_prefix_tokens``; a class token and a
 config's ``num_register_tokens``), or none, since a model may add its class
 token late (CaiT, XCiT); a model that declares nothing may have up to
-:data:`MAX_PREFIX`, the fewest that leave a grid.
+:data:`MAX_PREFIX`, the fewest that leave a grid. Tokens after the patches
+are those the model declares (a Hugging Face config's
+``num_detection_tokens``: YOLOS), or none.
 """
 import math
 from dataclasses import dataclass
@@ -31,12 +33,16 @@ class TokenHints:
         prefixes: the leading non-patch token counts allowed
         counts: every token count N of a 3-D output in the forward (attention
             matrices are N x N)
+        suffixes: the trailing non-patch token counts allowed, the declared
+            ones first (a sequence may hold them or not: YOLOS' patch
+            embeddings come before its detection tokens are appended)
     """
 
     input_hw: tuple
     grids: dict
     prefixes: tuple
     counts: set
+    suffixes: tuple = (0,)
 
 
 def token_hints(model, input_hw, shapes):
@@ -59,16 +65,19 @@ def token_hints(model, input_hw, shapes):
     declared = _declared_prefixes(model)
     prefixes = tuple(sorted({0} | declared)) if declared else tuple(range(MAX_PREFIX + 1))
     counts = {s[1] for s in shapes if s is not None and len(s) == 3 and s[1] > 1}
-    return TokenHints(tuple(input_hw), grids, prefixes, counts)
+    suffixes = tuple(sorted(_declared_suffixes(model), reverse=True)) + (0,)
+    return TokenHints(tuple(input_hw), grids, prefixes, counts, suffixes)
 
 
 def token_grid(n, hints):
-    """``(prefix, (h, w), stride)`` for a sequence of ``n`` tokens: the largest
-    candidate grid that ``n`` minus an allowed prefix fills, or None."""
+    """``(prefix, (h, w), stride, suffix)`` for a sequence of ``n`` tokens: the
+    largest candidate grid that ``n`` minus an allowed prefix and an allowed
+    suffix (a declared one before none) fills, or None."""
     best = None
     for (h, w), stride in hints.grids.items():
-        if n - h * w in hints.prefixes and (best is None or h * w > best[1][0] * best[1][1]):
-            best = (n - h * w, (h, w), stride)
+        suffix = next((k for k in hints.suffixes if n - h * w - k in hints.prefixes), None)
+        if suffix is not None and (best is None or h * w > best[1][0] * best[1][1]):
+            best = (n - h * w - suffix, (h, w), stride, suffix)
     return best
 
 
@@ -148,4 +157,15 @@ def _declared_prefixes(model):
         registers = getattr(getattr(m, "config", None), "num_register_tokens", None)
         if isinstance(registers, int) and not isinstance(registers, bool) and 0 < registers < MAX_PREFIX:
             out.add(1 + registers)
+    return out
+
+
+def _declared_suffixes(model):
+    """The trailing token counts the model's modules declare: a Hugging Face
+    config's ``num_detection_tokens`` (YOLOS appends them after its patches)."""
+    out = set()
+    for m in model.modules():
+        n = getattr(getattr(m, "config", None), "num_detection_tokens", None)
+        if isinstance(n, int) and not isinstance(n, bool) and n > 0:
+            out.add(n)
     return out

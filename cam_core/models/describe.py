@@ -129,7 +129,7 @@ class ModelDescription:
         layers: a :class:`cam_core.types.LayerInfo` per explainable layer, in forward
             order: ``name``, ``shape`` (batch of 1), ``layout`` (``"nchw"``,
             ``"nhwc"`` or ``"tokens"``), ``grid`` (h, w), ``channels``,
-            ``prefix_tokens`` and ``stride`` (tokens only)
+            ``prefix_tokens``, ``suffix_tokens`` and ``stride`` (tokens only)
         default_layers: the suggested layer names (:func:`cam_core.default_layers`)
         classes: the class names, indexed like the outputs, or None
         num_outputs: the number of classes the model scores (a detector's:
@@ -199,6 +199,7 @@ class ModelDescription:
                     "grid": list(info.grid),
                     "channels": info.channels,
                     "prefix_tokens": info.prefix_tokens,
+                    "suffix_tokens": info.suffix_tokens,
                     "stride": None if info.stride is None else list(info.stride),
                 }
                 for info in self.layers
@@ -218,6 +219,8 @@ class ModelDescription:
         for info in self.layers:
             n = info.prefix_tokens
             extra = f", {n} prefix token{'s' if n > 1 else ''}" if n else ""
+            k = info.suffix_tokens
+            extra += f", {k} trailing token{'s' if k > 1 else ''}" if k else ""
             mark = "  <- default" if info.name in self.default_layers else ""
             grid = "x".join(map(str, info.grid))
             lines.append(f"  {info.name:<{width}}  {info.layout:<6}  {grid:>7}  {info.channels:>5}{extra}{mark}")
