@@ -193,7 +193,7 @@ def hf_names():
     import json
     import pathlib
 
-    from cam_core.models.adapters.hf import _head_name
+    from cam_core.models.adapters.hf import explained
 
     try:
         from huggingface_hub import scan_cache_dir
@@ -211,7 +211,7 @@ def hf_names():
                 architectures = json.loads(config.read_text()).get("architectures") or []
             except (OSError, ValueError, AttributeError):
                 continue
-            if any(isinstance(a, str) and _head_name(a) for a in architectures):
+            if any(isinstance(a, str) and explained(a) for a in architectures):
                 names.add(repo.repo_id)
     return sorted(names)
 
@@ -312,22 +312,10 @@ def _load(source, name, pretrained):
     if source == "ultralytics":
         return cam_core.load_model(f"ultralytics:{name}")  # its weights: found locally or downloaded
     if source == "hf":
-        _check_hf_folder(name)
         return cam_core.load_model(f"hf:{name}")  # a folder, the cache, else downloaded
     if source == "zoo":
         return cam_core.load_model(name)
     raise ValueError(f"unknown model source {source!r}; choose one of {', '.join(SOURCES)}")
-
-
-def _check_hf_folder(name):
-    """A name written as a path (``/...``, ``./...``; ``~`` is not expanded)
-    must be a folder here: the hub's message for it would be about repository ids."""
-    import os
-
-    if (name.startswith(("./", "../", "~")) or os.path.isabs(name)) and not os.path.isdir(name):
-        raise ValueError(f"'hf:{name}' names no folder on the App server's machine: give a folder written by "
-                         f"save_pretrained (holding config.json), or a hub repository id such as "
-                         f"'google/vit-base-patch16-224'")
 
 
 def probe(model):

@@ -89,7 +89,7 @@ def test_the_form_offers_and_probes_hugging_face_models(photos, plugins_dir, fol
 @pytest.mark.parametrize("name, words", [
     # not in the cache, and the hub cannot be reached
     ("nobody/no-such-model", "cannot load the Hugging Face model 'hf:nobody/no-such-model'"),
-    ("/no/such/folder", "'hf:/no/such/folder' names no folder on the App server's machine"),
+    ("/no/such/folder", "'hf:/no/such/folder' names no folder on this machine"),
     ("not a name!", "cannot load the Hugging Face model 'hf:not a name!'"),
     # found, but a base model: no class scores to explain
     (CACHED_BASE, "ViTModel"),

@@ -131,7 +131,7 @@ def adapt(obj, preprocess=None):
         classes = [str(id2label.get(i, id2label.get(str(i), i))) for i in range(int(config.num_labels))]
     transforms = ImageProcessorTransforms(processor) if processor is not None and is_image_processor(processor) else None
     default = False
-    if transforms is None:
+    if transforms is None and preprocess is None:  # (the user's transforms replace them: no warning)
         transforms, default = _config_transforms(config), True
     module = HFDetector(model) if kind == "detector" else model
     suggested = _detector_layer(model) if kind == "detector" else None
@@ -185,6 +185,13 @@ def load(name, **kwargs):
         CamArgumentError: (``model``) when transformers is not installed or
             the model cannot be found or downloaded
     """
+    import os
+
+    if (name.startswith(("./", "../", "~")) or os.path.isabs(name)) and not os.path.isdir(name):
+        # a path: the hub's own message would be about repository ids
+        raise CamArgumentError(
+            "model", f"'hf:{name}' names no folder on this machine: give a folder written by save_pretrained (holding "
+                     f"config.json), or a hub repository id such as 'google/vit-base-patch16-224'")
     try:
         import transformers
     except ImportError:
@@ -195,7 +202,7 @@ def load(name, **kwargs):
         raise CamArgumentError(
             "model", f"cannot load the Hugging Face model 'hf:{name}' ({e}); give a repository on the hub (with "
                      f"network or in the cache) or a folder written by save_pretrained") from None
-    arch = next((a for a in (config.architectures or []) if _head_name(a) or a in _ZERO_SHOT_NAMES), None)
+    arch = next((a for a in (config.architectures or []) if explained(a)), None)
     cls = getattr(transformers, arch, None) if arch else None
     if cls is None:
         raise CamArgumentError(
@@ -264,5 +271,7 @@ def _pooled(out):
     return out if hasattr(out, "dim") else out.pooler_output
 
 
-def _head_name(name):
-    return any(name.endswith(suffix) for suffix in _HEADS)
+def explained(architecture):
+    """Whether a config's architecture name (``"ViTForImageClassification"``,
+    ``"CLIPModel"``) is one this adapter explains; read without transformers."""
+    return any(architecture.endswith(suffix) for suffix in _HEADS) or architecture in _ZERO_SHOT_NAMES
