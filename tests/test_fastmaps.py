@@ -10,7 +10,7 @@ import torch
 
 import models
 from cam_core.engine import CamEngine, probe_model, resolve_layers
-from cam_core.engine.fastmaps import RAW_MAPS, LayerGrids, finish, projection, resize
+from cam_core.engine.fastmaps import KRYLOV_STEPS, RAW_MAPS, LayerGrids, finish, projection, resize, top_eigenvector
 from cam_core.engine.methods import METHODS
 from cam_core.engine.targets import classifier_targets
 from test_equivalence import orientation, photos
@@ -112,6 +112,28 @@ def test_projection_has_the_documented_sign(channels, grid):
     np.testing.assert_allclose(projection(torch.from_numpy(-x)).numpy(), p, atol=2e-5 * scale)
     assert torch.equal(projection(torch.from_numpy(x)), torch.from_numpy(p))
     np.testing.assert_allclose(projection(torch.from_numpy(x[2:3])).numpy()[0], p[2], atol=2e-5 * scale)
+
+
+@pytest.mark.parametrize("n,rank", [(23, 4), (KRYLOV_STEPS, KRYLOV_STEPS), (300, 3), (300, 300), (512, 60)])
+def test_top_eigenvector_is_eighs_on_full_and_low_rank_gram_matrices(n, rank):
+    """The Lanczos eigenvector is float64 eigh's (up to the sign) to float32
+    precision: on Gram matrices of full rank (a Krylov space smaller than the
+    matrix) and of low rank (the space runs out after rank + 1 steps; FullGrad's
+    stack of bias maps, mostly zero channels, is one); a zero matrix gives a
+    zero vector, not NaN."""
+    rng = np.random.default_rng(5)
+    m = rng.normal(size=(3, 2 * n, rank)) @ rng.normal(size=(3, rank, n))
+    m[:, :, : n // 4] = 0  # zero channels, as FullGrad's
+    m -= m.mean(axis=1, keepdims=True)
+    gram = torch.from_numpy(m.transpose(0, 2, 1) @ m)
+    v = top_eigenvector(gram.float()).double()
+    exact = torch.linalg.eigh(gram)[1][..., -1:]
+    err = torch.minimum((v - exact).norm(dim=1), (v + exact).norm(dim=1)).max().item()
+    single = torch.linalg.eigh(gram.float())[1][..., -1:].double()  # float32 eigh, for scale
+    err_single = torch.minimum((single - exact).norm(dim=1), (single + exact).norm(dim=1)).max().item()
+    assert err <= max(1e-5, 2 * err_single), (err, err_single)
+    zero = top_eigenvector(torch.zeros(2, n, n))
+    assert zero.shape == (2, n, 1) and torch.equal(zero, torch.zeros_like(zero))
 
 
 def test_projection_zeroes_nans_and_computes_half_precision_in_float32():

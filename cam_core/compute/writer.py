@@ -71,9 +71,15 @@ def to_stored(cam, seen):
     """A [0, 1] float map (tensor) as stored: ``1 + round(254 * v)`` where
     the model saw the image (``seen``), 0 elsewhere (see
     :data:`cam_core.media.mapfiles.STORED_RANGE`)."""
+    return torch.where(seen, _levels(cam), 0)
+
+
+def _levels(cam):
+    """``1 + round(254 * v)`` of a [0, 1] float map (tensor), as uint8 (in
+    place on one temporary: these maps are the batch's largest arrays)."""
     lo, hi = STORED_RANGE
-    values = lo + torch.clamp(torch.round(cam * float(hi - lo)), 0, hi - lo)
-    return torch.where(seen, values, torch.zeros_like(values)).to(torch.uint8)
+    values = cam * float(hi - lo)
+    return values.round_().clamp_(0, hi - lo).add_(lo).to(torch.uint8)
 
 
 def place_batch(plan, group, result, road, objects, sample_ids):
@@ -92,11 +98,21 @@ def place_batch(plan, group, result, road, objects, sample_ids):
     """
     maps, shape, agree, roads = [], [], [], []
     keys = {f: tuple(k) for f, k in plan.fields.items()}
+    whole = None
+    if all(isinstance(result.maps[k], torch.Tensor) for k in keys.values()) and \
+            any(it.frame.map_scale() == 1.0 for it in group):
+        # the whole batch converted at once (its maps are (B, H, W) tensors; a detector's of mixed sizes are lists)
+        whole = torch.stack([_levels(result.maps[k]) for k in keys.values()], dim=1)
     for b, it in enumerate(group):
         # one sample's maps share its canvas: placed, converted and scored together on the device
-        cams = [torch.as_tensor(result.maps[k][b]) for k in keys.values()]
-        seen = it.frame.place(torch.ones_like(cams[0])) > 0  # what the model saw: drawn, even where 0
-        stack = torch.stack([to_stored(it.frame.place(c), seen) for c in cams])
+        if it.frame.map_scale() == 1.0:
+            # unshrunk, converting then pasting equals pasting then converting (0 outside the input either
+            # way), and pasting uint8 maps moves a quarter of the bytes
+            stack = it.frame.place(whole[b] if whole is not None else _levels(_sample_maps(result, keys, b)))
+        else:  # shrunk to the canvas's limit: the float maps are resampled, then converted
+            cams = _sample_maps(result, keys, b)
+            seen = it.frame.place(torch.ones_like(cams[0])) > 0  # what the model saw: drawn, even where 0
+            stack = to_stored(it.frame.place(cams), seen)
         peaks = [float(result.peaks[k][b]) for k in keys.values()]
         lo, hi = STORED_RANGE
         shape.append(dict(zip(keys, shape_scores_batch(stack, peaks, lo, hi))))
@@ -107,6 +123,11 @@ def place_batch(plan, group, result, road, objects, sample_ids):
     targets = list(zip(result.indices, result.scores, result.confidences))
     return PlacedBatch(sample_ids, maps, [it.frame.map_scale() for it in group], targets, shape, agree, roads,
                        list(objects), [])
+
+
+def _sample_maps(result, keys, b):
+    """Row ``b``'s maps of ``keys`` as one (F, H, W) float tensor."""
+    return torch.stack([torch.as_tensor(result.maps[k][b]) for k in keys.values()])
 
 
 def sample_labels(plan, placed, b, mask_targets=None, pool=None, pending=None, folders=None):

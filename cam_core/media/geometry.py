@@ -51,16 +51,17 @@ class Frame:
         return min(1.0, max_side / max(self.canvas_size()))
 
     def place(self, cam, max_side=MAX_MAP_SIDE):
-        """Pastes an input-sized map into the original image's frame.
+        """Pastes an input-sized map (or a stack of them) into the original image's frame.
 
         Args:
             cam: a (h, w) numpy array or torch tensor the size of the model
-                input (a tensor stays on its device)
+                input, or a (..., h, w) stack of such maps placed alike (a
+                tensor stays on its device)
             max_side (MAX_MAP_SIDE): the longest side of the result; a larger
                 canvas is shrunk by :meth:`map_scale` (the map bilinearly)
 
         Returns:
-            a (H', W') array (or tensor) covering the whole original image at the
+            a (..., H', W') array (or tensor) covering the whole original image at the
             model's scale (see :meth:`canvas_size`) times :meth:`map_scale`,
             zero outside the input's region
         """
@@ -70,19 +71,20 @@ class Frame:
         y0 = int(round(self.offset[1] / self.scale[1] * s))
         is_torch = isinstance(cam, torch.Tensor)
         t = cam if is_torch else torch.from_numpy(np.ascontiguousarray(cam))
+        lead = t.shape[:-2]
         if s < 1.0:
             cw, ch = max(1, int(round(cw * s))), max(1, int(round(ch * s)))
-            h, w = t.shape
+            h, w = t.shape[-2:]
             size = (max(1, int(round(h * s))), max(1, int(round(w * s))))
-            t = torch.nn.functional.interpolate(t[None, None].float(), size=size, mode="bilinear",
-                                                align_corners=False)[0, 0].to(t.dtype)
-        canvas = t.new_zeros((ch, cw))
-        h, w = t.shape
+            t = torch.nn.functional.interpolate(t.reshape(-1, 1, h, w).float(), size=size, mode="bilinear",
+                                                align_corners=False).reshape(*lead, *size).to(t.dtype)
+        canvas = t.new_zeros((*lead, ch, cw))
+        h, w = t.shape[-2:]
         # clip both the destination (canvas) and the source (map) windows
         dx0, dy0 = max(x0, 0), max(y0, 0)
         dx1, dy1 = min(x0 + w, cw), min(y0 + h, ch)
         if dx1 > dx0 and dy1 > dy0:
-            canvas[dy0:dy1, dx0:dx1] = t[dy0 - y0 : dy1 - y0, dx0 - x0 : dx1 - x0]
+            canvas[..., dy0:dy1, dx0:dx1] = t[..., dy0 - y0 : dy1 - y0, dx0 - x0 : dx1 - x0]
         return canvas if is_torch else canvas.numpy()
 
     def sample_mask(self, mask, out_hw, in_hw, fill=0):
