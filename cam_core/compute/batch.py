@@ -13,11 +13,11 @@ from ..engine.targets import background_index, classifier_targets, segmenter_tar
 from ..scoring.road import road_scores
 from ..skips import not_finite
 from . import detect, truth
-from .writer import PlacedBatch, place_batch
+from .placing import PlacedBatch, place_batch
 
 
 def explain(plan, engine, group, ids, labels):
-    """The :class:`cam_core.compute.writer.PlacedBatch` of one group of equally shaped items.
+    """The :class:`cam_core.compute.placing.PlacedBatch` of one group of equally shaped items.
 
     Args:
         plan: the run's :class:`cam_core.compute.plan.Plan`
@@ -105,7 +105,7 @@ def _not_finite_rows(result):
 
 
 def drop(plan, placed, bad):
-    """A :class:`cam_core.compute.writer.PlacedBatch` without the rows of
+    """A :class:`cam_core.compute.placing.PlacedBatch` without the rows of
     ``bad`` (``{row: Skip}``), which join its skips: nothing of them is stored."""
     if not bad:
         return placed

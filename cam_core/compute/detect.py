@@ -142,7 +142,7 @@ def untrue_rows(plan, placed, result, choose):
     a box), where a map would be stored empty and tint the whole image.
 
     Args:
-        placed: the group's :class:`cam_core.compute.writer.PlacedBatch`, its objects added
+        placed: the group's :class:`cam_core.compute.placing.PlacedBatch`, its objects added
         result: its :class:`cam_core.engine.detector.DetectionResult`
         choose: its :func:`chooser`, called by the engine
     """
@@ -170,7 +170,7 @@ def _why_none(plan, count):
 
 
 def as_batch_result(result):
-    """A detection result seen as :func:`cam_core.compute.writer.place_batch`
+    """A detection result seen as :func:`cam_core.compute.placing.place_batch`
     reads a batch result (a detector's sample map has no single class)."""
     none = [None] * len(result.objects)
     return SimpleNamespace(maps=result.maps, peaks=result.peaks, indices=none, scores=none, confidences=none)
@@ -181,7 +181,7 @@ def add_objects(plan, placed, group, result, truth_ids=None):
     image, and its scores from its own map.
 
     Args:
-        placed: the group's :class:`cam_core.compute.writer.PlacedBatch`
+        placed: the group's :class:`cam_core.compute.placing.PlacedBatch`
         group: its items (their frames)
         result: the group's :class:`cam_core.engine.detector.DetectionResult`
         truth_ids: per sample the ids of its target field's objects, or None

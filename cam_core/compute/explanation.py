@@ -6,7 +6,7 @@ import torch
 
 from ..media.mapfiles import STORED_RANGE
 from ..scoring import shape_scores_batch
-from .writer import to_stored
+from .placing import to_stored
 
 
 def resized(canvas, size):
