@@ -8,8 +8,7 @@ if [ ! -x .venv/bin/python ]; then
     "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip
-# --no-compile: the ~21k modules are compiled when first imported instead (a minute less to install)
-.venv/bin/python -m pip install -q --no-compile -c constraints.txt -r requirements.txt -r requirements-test.txt
+.venv/bin/python -m pip install -q -c constraints.txt -r requirements.txt -r requirements-test.txt
 # cam_core importable by absolute name in every process (runs are loaded by class path)
 .venv/bin/python -m pip install -q --no-deps -e .
 .venv/bin/python - <<'PY'

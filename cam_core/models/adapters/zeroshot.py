@@ -68,10 +68,11 @@ class PromptClassifier(nn.Module):
         text = self.text_features.to(image.device, image.dtype)
         # the model's scale and bias are read, not differentiated: the map
         # explains the image, and the model's gradients stay as they were
-        scale = self.model.logit_scale.detach().exp()
+        # (on the image's device: a run may have moved the image tower, which holds neither)
+        scale = self.model.logit_scale.detach().to(image.device, image.dtype).exp()
         logits = scale * image @ text.t()
         bias = getattr(self.model, "logit_bias", None)
-        return logits if bias is None else logits + bias.detach()
+        return logits if bias is None else logits + bias.detach().to(image.device, image.dtype)
 
 
 class Vocabulary:
