@@ -42,6 +42,11 @@ class CamModel:
     vocabulary: object = None
 
 
+def recordable(kwargs):
+    """Loading arguments as a run records them: plain values kept, others as their repr."""
+    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in kwargs.items()}
+
+
 def timm_transforms(module):
     """A timm model's own evaluation preprocessing (its input size,
     interpolation, crop, mean and std, from its config), or None for a module

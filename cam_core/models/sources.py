@@ -5,7 +5,7 @@ import inspect
 from ..engine.detection import detector_num_classes
 from ..errors import CamArgumentError
 from . import adapters, registry
-from .cam_model import CamModel, from_object, timm_transforms
+from .cam_model import CamModel, from_object, recordable, timm_transforms
 
 
 def load_model(source, **kwargs):
@@ -80,7 +80,7 @@ def _load_torchvision(name, kwargs):
     weights = kwargs["weights"]
     weights = enum.DEFAULT if weights is None else enum.verify(weights)
     classes = weights.meta.get("categories")
-    return CamModel(module, weights.transforms(), _matching(classes, module), f"torchvision:{name}", _recordable(kwargs))
+    return CamModel(module, weights.transforms(), _matching(classes, module), f"torchvision:{name}", recordable(kwargs))
 
 
 def _load_timm(name, kwargs):
@@ -99,7 +99,7 @@ def _load_timm(name, kwargs):
             classes = ImageNetInfo(subset).label_descriptions(as_dict=False)
     except Exception:  # older timm or a model not trained on ImageNet
         classes = None
-    return CamModel(module, transforms, _matching(classes, module), f"timm:{name}", _recordable(kwargs))
+    return CamModel(module, transforms, _matching(classes, module), f"timm:{name}", recordable(kwargs))
 
 
 def _matching(classes, module):
@@ -108,10 +108,6 @@ def _matching(classes, module):
     if classes is not None and n is not None and len(classes) != n:
         return None
     return list(classes) if classes is not None else None
-
-
-def _recordable(kwargs):
-    return {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in kwargs.items()}
 
 
 def resolve_model(model, transforms=None, classes=None):

@@ -29,7 +29,7 @@ a passed model is recognised from its type's module.
 import logging
 
 from ...errors import CamArgumentError
-from ..cam_model import CamModel
+from ..cam_model import CamModel, recordable
 from .hf_outputs import HFDetector, ImageProcessorTransforms
 
 logger = logging.getLogger(__name__)
@@ -219,7 +219,7 @@ def load(name, **kwargs):
     if processor is not None:
         out.transforms, out.default_transforms = ImageProcessorTransforms(processor), False
     out.name = f"hf:{name}"
-    out.kwargs = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v) for k, v in kwargs.items()}
+    out.kwargs = recordable(kwargs)
     return out
 
 

@@ -18,7 +18,7 @@ runs offline.
 import logging
 
 from ...errors import CamArgumentError
-from ..cam_model import CamModel
+from ..cam_model import CamModel, recordable
 from .zeroshot import DEFAULT_TEMPLATE, PromptClassifier, Vocabulary
 
 logger = logging.getLogger(__name__)
@@ -143,6 +143,5 @@ def load(name, pretrained=None, **kwargs):
     except (RuntimeError, OSError, ValueError) as e:
         raise CamArgumentError("model", f"cannot load OpenCLIP '{name}' with pretrained={pretrained!r}: {e}") from None
     out = adapt(model.eval(), preprocess, tokenizer=open_clip.get_tokenizer(name), name=f"open_clip:{name}")
-    out.kwargs = {k: v if isinstance(v, (str, int, float, bool, type(None))) else repr(v)
-                  for k, v in dict(kwargs, pretrained=pretrained).items()}
+    out.kwargs = recordable(dict(kwargs, pretrained=pretrained))
     return out
