@@ -9,8 +9,12 @@ setup:
 demo: setup
 	$(PY) scripts/demo.py $(ARGS)
 
+# two pytest workers, each with its own mongod: most tests wait on subprocesses, the App or the
+# database half the time, so two keep both cores busy; the browser tests share one worker (group "app")
+WORKERS ?= 2
+
 test: setup
-	$(PY) -m pytest -q --durations=25
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadgroup --durations=25
 
 bench: setup
 	$(PY) benchmarks/bench_cams.py $(ARGS)

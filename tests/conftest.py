@@ -38,7 +38,8 @@ import torch  # noqa: E402
 # that a failing check reports its values (must come before they are imported)
 pytest.register_assert_rewrite("browser", "plugin", "run_checks")
 
-torch.set_num_threads(2)
+# two threads per process; one in each of `make test`'s two workers, which share the two cores
+torch.set_num_threads(1 if os.environ.get("PYTEST_XDIST_WORKER") else 2)
 
 
 @pytest.fixture

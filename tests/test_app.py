@@ -39,6 +39,8 @@ from browser import registered_model  # noqa: F401 (a fixture)
 # the plugins folder holding this checkout
 from plugin import plugins_dir  # noqa: F401 (a fixture)
 
+# one App server and one Chromium at a time: the browser tests run in one pytest worker
+pytestmark = pytest.mark.xdist_group("app")
 
 PHOTOS = {"astronaut": "astronaut", "chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
 

@@ -32,6 +32,9 @@ from models import PlantedDetector, planted_scene
 from plugin import plugins_dir, run_worker  # noqa: F401 (a fixture)
 from test_app import NOT_CUT
 
+# one App server and one Chromium at a time: the browser tests run in one pytest worker
+pytestmark = pytest.mark.xdist_group("app")
+
 PHOTOS = {"astronaut": "astronaut", "chelsea": "cat", "coffee": "coffee", "rocket": "rocket"}
 
 

@@ -26,8 +26,12 @@ import fiftyone.operators as foo
 
 from browser import PLUGIN, _app_server, _browser_page, _open_grid, _run_operator, _screenshots_dir
 from browser import registered_model  # noqa: F401 (a fixture)
+
 # the plugins folder holding this checkout
 from plugin import plugins_dir  # noqa: F401 (a fixture)
+
+# one App server and one Chromium at a time: the browser tests run in one pytest worker
+pytestmark = pytest.mark.xdist_group("app")
 
 
 # The share of each photo's map that lies inside its box, planted (see scored_photos)
