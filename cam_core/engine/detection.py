@@ -132,7 +132,7 @@ def _matched(boxes, labels, box, label, iou_threshold, region=None):
                                   candidates[:, 2].clamp(x1, x2), candidates[:, 3].clamp(y1, y2)], 1)
     ious = box_iou(torch.as_tensor(box, dtype=boxes.dtype, device=boxes.device).reshape(1, 4), candidates)[0]
     j = int(ious.argmax())
-    return (int(same[j]), ious[j]) if float(ious[j]) > iou_threshold else None
+    return (int(same[j]), ious[j]) if float(ious[j].detach()) > iou_threshold else None
 
 
 def _target_base():
