@@ -27,7 +27,7 @@ os.environ["HF_HOME"] = os.path.join(_home, "huggingface")
 # every process the tests start (App server, delegated workers inherit it);
 # no_such_module is allowed so that an unimportable factory reaches the import
 # and its own message. `os` and the like stay refused (tests/test_security.py)
-os.environ["FIFTYONE_CAM_FACTORY_MODULES"] = "test_operators,models,no_such_module"
+os.environ["FIFTYONE_CAM_FACTORY_MODULES"] = "test_operators,models,zeroshot_models,no_such_module"
 MONGO = mongo.start()
 
 import numpy as np  # noqa: E402

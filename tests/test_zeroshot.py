@@ -121,6 +121,21 @@ def test_text_target_explains_any_prompt():
     assert not np.allclose(seen[key], listed[key], atol=1e-3)
 
 
+
+def test_a_factory_names_a_zero_shot_models_classes_by_its_attribute():
+    """A registered factory cannot pass classes=: the model's own ``classes``
+    attribute becomes its prompts, here and in every process that builds it."""
+    with cam_core.checks.allow_factory_modules("zeroshot_models"):
+        cam_core.register_factory("zs-factory", "zeroshot_models:prompt_classifier", overwrite=True)
+        try:
+            built = cam_core.load_model("zs-factory")
+        finally:
+            cam_core.unregister_factory("zs-factory")
+    assert built.classes == ["cat", "coffee", "rocket", "person"]
+    assert built.vocabulary.prompts == [f"a photo of a {c}" for c in built.classes]
+    # classes= still wins over the attribute
+    assert from_object(zm.prompt_classifier(), classes=CLASSES).classes == CLASSES
+
 def test_zero_shot_misuse_is_refused_clearly():
     img = _photo()
     with pytest.raises(CamArgumentError, match="zero-shot model .* classes are fixed"):

@@ -69,3 +69,11 @@ def saved_clip(folder, seed=0):
     model = hf_clip(seed)
     model.save_pretrained(folder)
     return model
+
+
+def prompt_classifier(classes=("cat", "coffee", "rocket", "person")):
+    """The ViT OpenCLIP model with class names: what a registered factory
+    gives the App server (tests/test_app_zeroshot.py)."""
+    model = open_clip_model()
+    model.classes = list(classes)
+    return model

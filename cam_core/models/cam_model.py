@@ -114,6 +114,11 @@ def from_object(model, transforms=None, classes=None):
             f"name like 'torchvision:resnet50'; got {type(model).__name__}"
         )
     out.module = uncompiled(out.module)
+    if classes is None and adapted is not None and not out.classes:
+        # an adapted module's own ``classes``, as for any module: how a registered factory names
+        # a zero-shot model's classes (the adapter finds none in an open_clip object)
+        own = getattr(model, "classes", None)
+        classes = list(own) if isinstance(own, (list, tuple)) and own else None
     if transforms is not None:
         # a family's preprocessing object (a Hugging Face image processor) as transforms
         out.transforms = adapters.adapt_transforms(transforms) or transforms
