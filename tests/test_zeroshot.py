@@ -144,6 +144,8 @@ def test_zero_shot_misuse_is_refused_clearly():
         cam_core.explain(img, zm.open_clip_model())
     with pytest.raises(CamArgumentError, match="'text:' has no prompt"):
         cam_core.explain(img, zm.open_clip_model(), target="text: ")
+    with pytest.raises(CamArgumentError, match="model_kwargs are the loading arguments of a model given by name"):
+        cam_core.explain(img, zm.open_clip_model(), classes=CLASSES, target="text:a dog", model_kwargs={"weights": None})
     with pytest.raises(CamArgumentError, match="need its tokenizer: pass its processor as transforms="):
         from_object(zm.hf_clip(), classes=CLASSES)
     with pytest.raises(CamArgumentError, match="not an OpenCLIP model name; closest: ViT-B-32"):

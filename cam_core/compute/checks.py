@@ -255,9 +255,8 @@ def _parse_target(target, samples, classes, num_outputs, segmenter, vocabulary=N
     if target is None or target == "prediction":
         return TargetSpec("prediction")
     if isinstance(target, str) and target.startswith("text:") and vocabulary is not None:
-        prompt = target[len("text:"):].strip()
-        index = classes.index(prompt) if prompt in classes else vocabulary.prompts.index(prompt)
-        return TargetSpec("class", class_index=index, text=prompt)
+        prompt = target[len("text:"):].strip()  # a class since with_text_target
+        return TargetSpec("class", class_index=vocabulary.index(prompt), text=prompt)
     if isinstance(target, str) and target.startswith("field:"):
         name = target[len("field:"):]
         schema = samples.get_field_schema()

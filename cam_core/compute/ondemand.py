@@ -24,7 +24,6 @@ from ..media.geometry import apply_transforms, transform_steps
 from ..media.images import ImageReadError, _to_rgb, load_rgb
 from ..media.loader import Item
 from ..models.cache import described, module_lock
-from ..models.describe import ModelDescription
 from ..models.sources import load_model
 from ..scoring.boxes import object_scores
 from .batch import target_maker
@@ -96,11 +95,8 @@ def explain(image, model, layers=None, methods="gradcam", target="prediction", m
     device = _check_device(device)
     img, sample, source = read_image(image)
     if isinstance(target, str) and target.startswith("text:"):  # a zero-shot model's prompt joins its classes
-        if isinstance(model, str):
-            model = load_model(model, **(model_kwargs or {}))
-        elif isinstance(model, ModelDescription):
-            model = model.model
-        model_kwargs = None
+        if isinstance(model, str):  # loaded with its arguments here: the prompt goes to a copy, not the cache's
+            model, model_kwargs = load_model(model, **(model_kwargs or {})), None
         model, transforms, classes = with_text_target(model, transforms, classes, target)
     description = described(model, model_kwargs, transforms, classes)
     infos = description.resolve_layers(layers)

@@ -240,7 +240,7 @@ def zero_shot(obj, model, processor):
     Raises:
         CamArgumentError: (``model``) without a tokenizer (no processor given)
     """
-    from .zeroshot import PromptClassifier, Vocabulary
+    from .zeroshot import PromptClassifier, Vocabulary, prompt_template
 
     tokenizer = getattr(processor, "tokenizer", None)
     if tokenizer is None:
@@ -256,7 +256,7 @@ def zero_shot(obj, model, processor):
 
     head = PromptClassifier(model, lambda m, x: _pooled(m.get_image_features(pixel_values=x)), encode_text)
     prompt = getattr(getattr(obj, "config", None), "text_prompt", None) if obj is not model else None
-    vocabulary = Vocabulary(head, prompt.replace("{", "{{").replace("}", "}}") + " {}" if prompt else "{}")
+    vocabulary = Vocabulary(head, prompt_template(prompt))
     classes = getattr(obj, "classes", None) if obj is not model else None
     if classes:
         vocabulary.set_classes([str(c) for c in classes], getattr(obj, "text_prompts", None))

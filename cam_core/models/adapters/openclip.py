@@ -19,7 +19,7 @@ import logging
 
 from ...errors import CamArgumentError
 from ..cam_model import CamModel, recordable
-from .zeroshot import DEFAULT_TEMPLATE, PromptClassifier, Vocabulary
+from .zeroshot import DEFAULT_TEMPLATE, PromptClassifier, Vocabulary, prompt_template
 
 logger = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def adapt(obj, preprocess=None, *, tokenizer=None, name=None):
         classes = getattr(obj, "classes", None)
         prompt = getattr(getattr(obj, "config", None), "text_prompt", None)
         if prompt:  # FiftyOne's prompts: "<text_prompt> <class>"
-            template = prompt.replace("{", "{{").replace("}", "}}") + " {}"
+            template = prompt_template(prompt)
         name = name or f"open_clip:{getattr(obj.config, 'clip_model', type(model).__name__)}"
     else:
         model = obj
@@ -86,9 +86,8 @@ def adapt(obj, preprocess=None, *, tokenizer=None, name=None):
     vocabulary = Vocabulary(head, template)
     if classes:
         vocabulary.set_classes([str(c) for c in classes])
-    out = CamModel(head, transforms or _own_transforms(model), list(vocabulary.classes) or None,
-                   name or f"open_clip:{type(model).__name__}", vocabulary=vocabulary)
-    return out
+    return CamModel(head, transforms or _own_transforms(model), list(vocabulary.classes) or None,
+                    name or f"open_clip:{type(model).__name__}", vocabulary=vocabulary)
 
 
 def _clip_tokenizer(model):

@@ -25,6 +25,15 @@ from ...errors import CamArgumentError
 DEFAULT_TEMPLATE = "a photo of a {}"
 
 
+def prompt_template(text_prompt):
+    """The template of FiftyOne's zero-shot models' prompts, ``"<text_prompt> <class>"``
+    (their config's ``text_prompt``, its braces kept as written); ``"{}"``
+    (the class name itself) for none."""
+    if not text_prompt:
+        return "{}"
+    return text_prompt.replace("{", "{{").replace("}", "}}") + " {}"
+
+
 class PromptClassifier(nn.Module):
     """A zero-shot model as a classifier of its prompts.
 
@@ -101,13 +110,21 @@ class Vocabulary:
         self.head.set_prompts(prompts)
         self.classes, self.prompts = names, prompts
 
-    def add_text(self, text):
-        """The class index of a ``target="text:<prompt>"``: the prompt as
-        written, added as a class (its own name) unless it is one already."""
+    def index(self, text):
+        """The class index of a prompt as written: a class's name, else a
+        class's prompt; None for a text that is neither."""
         if text in self.classes:
             return self.classes.index(text)
         if text in self.prompts:
             return self.prompts.index(text)
+        return None
+
+    def add_text(self, text):
+        """The class index of a ``target="text:<prompt>"``: the prompt as
+        written, added as a class (its own name) unless it is one already."""
+        index = self.index(text)
+        if index is not None:
+            return index
         self.set_classes(self.classes + [text], self.prompts + [text])
         return len(self.classes) - 1
 
